@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs Concord's whole test suite on a fresh machine: installs and starts what the tests need, builds,
+# runs every test project, and ends with one line "tests: N passed, N failed[, N skipped]" computed
+# from the TRX reports. Exits non-zero on any failure or if no test ran.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+RESULTS="$ROOT/artifacts/test-results"
+rm -rf "$RESULTS"
+mkdir -p "$RESULTS"
+
+"$ROOT/scripts/ensure-deps.sh"
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+dotnet build "$ROOT/Concord.slnx" -c Release -warnaserror -nologo -v quiet
+
+status=0
+for project in tests/*.Tests; do
+  name=$(basename "$project")
+  exe="$ROOT/$project/bin/Release/net10.0/$name"
+  echo "== $name"
+  # xunit.v3 test projects are executables on Microsoft.Testing.Platform.
+  if ! "$exe" --results-directory "$RESULTS/$name" --report-xunit-trx --report-xunit-trx-filename "$name.trx" \
+       --no-progress ${CONCORD_TEST_FILTER:+--filter-query "$CONCORD_TEST_FILTER"}; then
+    status=1
+  fi
+done
+
+python3 "$ROOT/scripts/count-trx.py" "$RESULTS" || status=1
+exit $status

@@ -1,0 +1,769 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Threading.Channels;
+using Concord.Internal;
+using Concord.Patching;
+
+namespace Concord.Engine;
+
+/// <summary>
+/// The embedded engine: an in-process, linearizable implementation of <see cref="IConcordStore"/>.
+/// </summary>
+/// <remarks>
+/// <para>
+/// One writer at a time (the write lock) validates and applies each mutation to an in-memory MVCC map and
+/// assigns it the next revision. In <c>embedded</c> mode the commit is appended to the durable log and the caller
+/// is acknowledged only after a group fsync; readers see a revision only once it is durable, so nothing a reader
+/// observed can be lost by a crash. In <c>memory</c> mode commits are visible immediately.
+/// </para>
+/// <para>Thread-safe. Readers never take the write lock.</para>
+/// <para>
+/// Lock order (why this cannot deadlock): write lock → publish lock → log buffer lock. The log flusher takes only
+/// the publish lock and the log's own locks; watchers take only the publish lock.
+/// </para>
+/// </remarks>
+public sealed class ConcordEngine : IConcordStore
+{
+    private readonly ConcordEngineOptions _options;
+    private readonly TimeProvider _time;
+    private readonly Lock _writeGate = new();
+    private readonly Lock _publishGate = new();
+    private readonly ConcurrentDictionary<string, NamespaceState> _namespaces = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<ChangeEvent> _unpublished = new();
+    private readonly List<ChangeEvent> _history = [];
+    private readonly List<Subscriber> _subscribers = [];
+    private readonly PriorityQueue<(NamespaceState Ns, string Key, long Version), long> _expiries = new();
+    private readonly Queue<(NamespaceState Ns, IdempotencyEntry Entry)> _idempotencyExpiries = new();
+    private readonly ArrayBufferWriter<byte> _encodeBuffer = new(4096);
+    private readonly string? _dataDirectory;
+    private readonly FileStream? _directoryLock;
+    private WriteAheadLog? _log;
+    private ITimer? _sweeper;
+    private long _lastRevision;
+    private long _visibleRevision;
+    private long _oldestReadable = 1;
+    private long _historyFrom = 1;
+    private long _lastTicks;
+    private int _snapshotRunning;
+    private bool _disposed;
+
+    private ConcordEngine(ConcordEngineOptions options, string? dataDirectory, FileStream? directoryLock)
+    {
+        options.Validate();
+        _options = options;
+        _time = options.TimeProvider;
+        _dataDirectory = dataDirectory;
+        _directoryLock = directoryLock;
+    }
+
+    /// <summary>True when commits go to a durable log (<c>embedded</c> mode).</summary>
+    public bool IsDurable => _dataDirectory is not null;
+
+    /// <summary>The settings the engine runs with.</summary>
+    public ConcordEngineOptions Options => _options;
+
+    /// <summary>Creates an engine in <c>memory</c> mode (no disk). <see cref="ConcordEngineOptions.DataDirectory"/> is ignored.</summary>
+    public static ConcordEngine CreateInMemory(ConcordEngineOptions? options = null)
+    {
+        var engine = new ConcordEngine(options ?? new ConcordEngineOptions(), null, null);
+        engine.StartSweeper();
+        return engine;
+    }
+
+    /// <summary>
+    /// Opens an engine. With a <see cref="ConcordEngineOptions.DataDirectory"/> it runs in <c>embedded</c> mode:
+    /// the latest snapshot is loaded, the log replayed (a torn tail is dropped), and a new log segment started.
+    /// </summary>
+    /// <exception cref="CorruptDataException">A snapshot or a log segment other than the last is corrupt.</exception>
+    /// <exception cref="StoreUnavailableException">Another process has the data directory open.</exception>
+    public static Task<ConcordEngine> OpenAsync(ConcordEngineOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.DataDirectory is null) return Task.FromResult(CreateInMemory(options));
+        cancellationToken.ThrowIfCancellationRequested();
+        var dir = Path.GetFullPath(options.DataDirectory);
+        Directory.CreateDirectory(dir);
+        FileStream directoryLock;
+        try
+        {
+            directoryLock = new FileStream(Path.Combine(dir, "LOCK"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e)
+        {
+            throw new StoreUnavailableException($"The data directory '{dir}' is in use by another process", e, isTransient: true);
+        }
+        var engine = new ConcordEngine(options, dir, directoryLock);
+        try
+        {
+            var recovered = Recovery.Load(dir, engine.InstallSnapshot, engine.InstallRecovered);
+            engine._lastRevision = recovered.LastRevision;
+            engine._visibleRevision = recovered.LastRevision;
+            engine._oldestReadable = Math.Max(1, recovered.SnapshotRevision);
+            engine._historyFrom = recovered.SnapshotRevision + 1;
+            engine._lastTicks = recovered.LastTicks;
+            engine._log = WriteAheadLog.Open(dir, recovered.LastRevision + 1, engine.OnDurable);
+        }
+        catch
+        {
+            directoryLock.Dispose();
+            throw;
+        }
+        engine.StartSweeper();
+        return Task.FromResult(engine);
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    /// <inheritdoc />
+    public ValueTask<long> GetRevisionAsync(CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult(Volatile.Read(ref _visibleRevision));
+
+    /// <inheritdoc />
+    public ValueTask<ConcordRecord?> GetAsync(string ns, string key, ReadOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        KeyRules.ValidateNamespace(ns);
+        KeyRules.ValidateKey(key);
+        ThrowIfDisposed();
+        var latest = options?.AtRevision is null;
+        var revision = ResolveReadRevision(options?.AtRevision);
+        if (!_namespaces.TryGetValue(ns, out var state) || !state.Keys.TryGetValue(key, out var entry))
+            return ValueTask.FromResult<ConcordRecord?>(null);
+        return ValueTask.FromResult(Visible(entry.At(revision), latest));
+    }
+
+    /// <inheritdoc />
+    public ValueTask<ListResult> ListAsync(string ns, ListRequest request, CancellationToken cancellationToken = default)
+    {
+        KeyRules.ValidateNamespace(ns);
+        ArgumentNullException.ThrowIfNull(request);
+        KeyRules.ValidatePrefix(request.Prefix);
+        if (request.Limit is < 1 or > 10_000) throw new InvalidRequestException($"List limit must be between 1 and 10000 (got {request.Limit})");
+        ThrowIfDisposed();
+        var latest = request.AtRevision is null;
+        var revision = ResolveReadRevision(request.AtRevision);
+        var records = new List<ConcordRecord>();
+        if (!_namespaces.TryGetValue(ns, out var state)) return ValueTask.FromResult(new ListResult(records, revision, null));
+        var after = request.After;
+        while (true)
+        {
+            var keys = state.KeysInRange(request.Prefix, after, request.Limit - records.Count);
+            foreach (var key in keys)
+            {
+                if (state.Keys.TryGetValue(key, out var entry) && Visible(entry.At(revision), latest) is { } record) records.Add(record);
+                after = key;
+                if (records.Count == request.Limit)
+                    return ValueTask.FromResult(new ListResult(records, revision, key));
+            }
+            if (keys.Count == 0) return ValueTask.FromResult(new ListResult(records, revision, null));
+        }
+    }
+
+    private ConcordRecord? Visible(ConcordRecord? record, bool latest)
+    {
+        if (record is null || record.IsDeleted) return null;
+        // Latest reads hide a key whose TTL passed even before the sweeper writes its tombstone.
+        if (latest && record.ExpiresAt is { } expires && expires <= _time.GetUtcNow()) return null;
+        return record;
+    }
+
+    private long ResolveReadRevision(long? at)
+    {
+        var visible = Volatile.Read(ref _visibleRevision);
+        if (at is not { } revision) return visible;
+        if (revision > visible) throw new UnknownRevisionException(revision, visible);
+        var oldest = Math.Min(Volatile.Read(ref _oldestReadable), visible);
+        if (revision < oldest) throw new RevisionCompactedException(revision, oldest);
+        return revision;
+    }
+
+    // ---------------------------------------------------------------- writes
+
+    /// <inheritdoc />
+    public async ValueTask<WriteResult> PutAsync(string ns, string key, JsonElement value, WriteOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= WriteOptions.Default;
+        var op = new TxnOp(TxnOpKind.Put, key, value, null, options.Expect, options.Ttl);
+        return ToWriteResult(key, await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<WriteResult> DeleteAsync(string ns, string key, WriteOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= WriteOptions.Default;
+        var op = new TxnOp(TxnOpKind.Delete, key, default, null, options.Expect);
+        return ToWriteResult(key, await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<WriteResult> PatchAsync(string ns, string key, JsonPatch patch, WriteOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(patch);
+        options ??= WriteOptions.Default;
+        var op = new TxnOp(TxnOpKind.Patch, key, default, patch, options.Expect, options.Ttl);
+        return ToWriteResult(key, await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <inheritdoc />
+    public ValueTask<TxnResult> TransactAsync(string ns, TxnRequest request, WriteOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return ExecuteAsync(ns, request, options ?? WriteOptions.Default, cancellationToken);
+    }
+
+    private static WriteResult ToWriteResult(string key, TxnResult result)
+    {
+        if (result.Conflict is { } conflict) return result.Replayed ? conflict.AsReplay() : conflict;
+        var op = result.Results[0];
+        return new WriteResult(key, ConflictKind.None, op.Record, result.Revision, result.Replayed);
+    }
+
+    private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        ValidateRequest(ns, request);
+        var fingerprint = options.IdempotencyKey is null ? null : Fingerprint.Compute(ns, request, options);
+        TxnResult result;
+        Task durable;
+        lock (_writeGate)
+        {
+            ThrowIfDisposed();
+            result = ApplyLocked(ns, request, options, fingerprint, out var commit);
+            durable = commit is not null ? Commit(commit) : WaitVisible(_lastRevision);
+        }
+        if (!durable.IsCompletedSuccessfully) await durable.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return result;
+    }
+
+    private void ValidateRequest(string ns, TxnRequest request)
+    {
+        KeyRules.ValidateNamespace(ns);
+        if (request.Then.Count + request.Else.Count + request.Compares.Count > 10_000)
+            throw new InvalidRequestException("A transaction may have at most 10000 compares and operations");
+        foreach (var c in request.Compares)
+        {
+            if (c.Target == CompareTarget.PrefixModRevision) KeyRules.ValidatePrefix(c.Key);
+            else KeyRules.ValidateKey(c.Key);
+            if (c.Target == CompareTarget.Value && c.Op is not (CompareOp.Equal or CompareOp.NotEqual))
+                throw new InvalidRequestException("Value compares support only Equal and NotEqual");
+        }
+        ValidateOps(request.Then);
+        ValidateOps(request.Else);
+    }
+
+    private void ValidateOps(IReadOnlyList<TxnOp> ops)
+    {
+        foreach (var op in ops)
+        {
+            KeyRules.ValidateKey(op.Key);
+            if (op.Expect.Kind == ExpectationKind.Version && op.Expect.Version < 0) throw new InvalidRequestException($"Expected version must not be negative (key '{op.Key}')");
+            if (op.Expect.Fence is { } fence)
+            {
+                KeyRules.ValidateKey(fence.Lock);
+                if (fence.Token <= 0) throw new InvalidRequestException($"Fencing token must be positive (lock '{fence.Lock}')");
+            }
+            if (op.Ttl is { } ttl && ttl <= TimeSpan.Zero) throw new InvalidRequestException($"TTL must be positive (key '{op.Key}')");
+            switch (op.Kind)
+            {
+                case TxnOpKind.Put:
+                    if (op.Value.ValueKind == JsonValueKind.Undefined) throw new InvalidRequestException($"Put of '{op.Key}' has no value");
+                    CheckSize(op.Key, op.Value);
+                    break;
+                case TxnOpKind.Patch when op.Patch is null:
+                    throw new InvalidRequestException($"Patch of '{op.Key}' has no operations");
+            }
+        }
+    }
+
+    private void CheckSize(string key, JsonElement value)
+    {
+        // Raw text length is an upper bound of the minified size; only measure exactly when it might exceed the limit.
+        var raw = value.GetRawText();
+        if (raw.Length <= _options.MaxValueBytes / 3) return;
+        var size = System.Text.Encoding.UTF8.GetByteCount(raw);
+        if (size > _options.MaxValueBytes) throw new ValueTooLargeException(key, size, _options.MaxValueBytes);
+    }
+
+    /// <summary>Validates and applies one request. Caller holds the write lock. Returns the commit to log, if any.</summary>
+    private TxnResult ApplyLocked(string ns, TxnRequest request, WriteOptions options, byte[]? fingerprint, out CommitEntry? commit)
+    {
+        commit = null;
+        var state = _namespaces.GetOrAdd(ns, static n => new NamespaceState(n));
+        var physicalNow = _time.GetUtcNow();
+
+        if (options.IdempotencyKey is { } idemKey && state.Idempotency.TryGetValue(idemKey, out var stored) && stored.ExpiresAt > physicalNow)
+        {
+            if (!stored.Fingerprint.AsSpan().SequenceEqual(fingerprint)) throw new IdempotencyKeyReusedException(idemKey);
+            return stored.Result.AsReplay();
+        }
+
+        var succeeded = true;
+        foreach (var compare in request.Compares)
+        {
+            if (!Evaluate(state, compare, physicalNow))
+            {
+                succeeded = false;
+                break;
+            }
+        }
+        var branch = succeeded ? request.Then : request.Else;
+        var revision = _lastRevision + 1;
+        var staged = new Dictionary<string, ConcordRecord>(StringComparer.Ordinal);
+        var results = new List<TxnOpResult>(branch.Count);
+        var changes = new List<ChangeEvent>();
+        var strict = _options.IsStrict(ns);
+        var commitTime = NextCommitTime(physicalNow);
+
+        for (var i = 0; i < branch.Count; i++)
+        {
+            var op = branch[i];
+            var latest = staged.TryGetValue(op.Key, out var s) ? s : state.Keys.TryGetValue(op.Key, out var e) ? e.Latest : null;
+            var live = Live(latest, physicalNow);
+            if (op.Kind == TxnOpKind.Get)
+            {
+                results.Add(new TxnOpResult(TxnOpKind.Get, op.Key, live));
+                continue;
+            }
+            var conflict = CheckExpectation(state, op, live, strict, request.Compares);
+            if (conflict is not null) return Conflict(succeeded, i, conflict);
+
+            ConcordRecord record;
+            var nextVersion = (latest?.Version ?? 0) + 1;
+            var createRevision = live?.CreateRevision ?? revision;
+            var expires = op.Ttl is { } ttl ? physicalNow + ttl : (DateTimeOffset?)null;
+            switch (op.Kind)
+            {
+                case TxnOpKind.Put:
+                    record = new ConcordRecord(op.Key, op.Value.Clone(), nextVersion, revision, createRevision, options.Agent, commitTime, expires, false);
+                    changes.Add(new ChangeEvent(ns, ChangeKind.Put, record));
+                    break;
+                case TxnOpKind.Delete:
+                    if (live is null) return Conflict(succeeded, i, new WriteResult(op.Key, ConflictKind.NotFound, null, _lastRevision, message: $"'{op.Key}' does not exist"));
+                    record = new ConcordRecord(op.Key, default, nextVersion, revision, live.CreateRevision, options.Agent, commitTime, null, true);
+                    changes.Add(new ChangeEvent(ns, ChangeKind.Delete, record));
+                    break;
+                default:
+                    var document = live is null ? new JsonObject() : live.Value.ToNode();
+                    var patched = PatchApplier.Apply(document, op.Patch!, out var failedTest);
+                    if (failedTest >= 0)
+                    {
+                        var failed = op.Patch!.Operations[failedTest];
+                        return Conflict(succeeded, i, new WriteResult(op.Key, ConflictKind.TestFailed, live, _lastRevision,
+                            message: $"test at '{failed.Path}' (operation {failedTest}) did not hold on '{op.Key}'{VersionText(live)}"));
+                    }
+                    var value = JsonSerializer.SerializeToElement(patched);
+                    CheckSize(op.Key, value);
+                    // A patch keeps the key's TTL unless it sets a new one.
+                    record = new ConcordRecord(op.Key, value, nextVersion, revision, createRevision, options.Agent, commitTime, expires ?? live?.ExpiresAt, false);
+                    changes.Add(new ChangeEvent(ns, ChangeKind.Put, record));
+                    break;
+            }
+            staged[op.Key] = record;
+            results.Add(new TxnOpResult(op.Kind, op.Key, record));
+        }
+
+        var result = new TxnResult(succeeded, results, changes.Count > 0 ? revision : _lastRevision, null);
+        if (changes.Count == 0) return result;
+
+        IdempotencyEntry? idempotency = null;
+        if (options.IdempotencyKey is { } key)
+            idempotency = new IdempotencyEntry(key, fingerprint!, physicalNow + _options.IdempotencyRetention, result);
+        commit = new CommitEntry { Revision = revision, Namespace = ns, Time = commitTime, Changes = changes, Idempotency = idempotency };
+        Install(state, commit);
+        return result;
+
+        TxnResult Conflict(bool branchTaken, int index, WriteResult conflict) =>
+            new(branchTaken, [], _lastRevision, conflict, failedOpIndex: index);
+    }
+
+    private DateTimeOffset NextCommitTime(DateTimeOffset physicalNow)
+    {
+        // Hybrid logical clock: physical time, but strictly increasing even if the wall clock steps back.
+        _lastTicks = Math.Max(physicalNow.UtcTicks, _lastTicks + 1);
+        return new DateTimeOffset(_lastTicks, TimeSpan.Zero);
+    }
+
+    private static ConcordRecord? Live(ConcordRecord? record, DateTimeOffset now) =>
+        record is null || record.IsDeleted || record.ExpiresAt <= now ? null : record;
+
+    private static string VersionText(ConcordRecord? live) =>
+        live is null ? " (absent)" : $" (at version {live.Version}{(live.Writer is null ? "" : $", written by {live.Writer}")})";
+
+    private WriteResult? CheckExpectation(NamespaceState state, TxnOp op, ConcordRecord? live, bool strict, IReadOnlyList<TxnCompare> compares)
+    {
+        var expect = op.Expect;
+        if (expect.Fence is { } fence)
+        {
+            state.Fences.TryGetValue(fence.Lock, out var newest);
+            if (fence.Token != newest)
+            {
+                var why = fence.Token < newest
+                    ? $"fencing token {fence.Token} for lock '{fence.Lock}' is stale; the newest is {newest}"
+                    : $"fencing token {fence.Token} was never issued for lock '{fence.Lock}'";
+                return new WriteResult(op.Key, ConflictKind.StaleFence, live, _lastRevision, message: why);
+            }
+        }
+        var currentVersion = live?.Version ?? 0;
+        switch (expect.Kind)
+        {
+            case ExpectationKind.Absent when live is not null:
+                return new WriteResult(op.Key, ConflictKind.AlreadyExists, live, _lastRevision, message: $"'{op.Key}' already exists{VersionText(live)}");
+            case ExpectationKind.Exists when live is null:
+                return new WriteResult(op.Key, ConflictKind.NotFound, null, _lastRevision, message: $"'{op.Key}' does not exist");
+            case ExpectationKind.Version when currentVersion != expect.Version:
+                return new WriteResult(op.Key, ConflictKind.VersionMismatch, live, _lastRevision,
+                    message: $"expected '{op.Key}' at version {expect.Version}{(expect.Version == 0 ? " (absent)" : "")} but it is{VersionText(live)}");
+        }
+        if (strict && expect.IsBlind && live is not null && op.Kind is TxnOpKind.Put or TxnOpKind.Delete && !IsGuarded(op.Key, compares))
+        {
+            return new WriteResult(op.Key, ConflictKind.BlindWriteRefused, live, _lastRevision,
+                message: $"strict mode refuses a blind {(op.Kind == TxnOpKind.Put ? "overwrite" : "delete")} of '{op.Key}'{VersionText(live)}; state the version you read (If-Match), or use a patch");
+        }
+        return null;
+    }
+
+    private static bool IsGuarded(string key, IReadOnlyList<TxnCompare> compares)
+    {
+        foreach (var c in compares)
+        {
+            if (c.Target == CompareTarget.PrefixModRevision ? key.StartsWith(c.Key, StringComparison.Ordinal) : c.Key == key) return true;
+        }
+        return false;
+    }
+
+    private bool Evaluate(NamespaceState state, TxnCompare compare, DateTimeOffset now)
+    {
+        if (compare.Target == CompareTarget.PrefixModRevision)
+            return Compare(state.PrefixModRevision(compare.Key), compare.Op, compare.Number);
+        var latest = state.Keys.TryGetValue(compare.Key, out var entry) ? entry.Latest : null;
+        var live = Live(latest, now);
+        return compare.Target switch
+        {
+            CompareTarget.Version => Compare(live?.Version ?? 0, compare.Op, compare.Number),
+            CompareTarget.ModRevision => Compare(latest?.Revision ?? 0, compare.Op, compare.Number),
+            _ => (live is not null && JsonEquality.DeepEquals(live.Value, compare.Value)) == (compare.Op == CompareOp.Equal),
+        };
+    }
+
+    private static bool Compare(long actual, CompareOp op, long expected) => op switch
+    {
+        CompareOp.Equal => actual == expected,
+        CompareOp.NotEqual => actual != expected,
+        CompareOp.Less => actual < expected,
+        CompareOp.LessOrEqual => actual <= expected,
+        _ => actual > expected,
+    };
+
+    /// <summary>Installs a commit's versions into the MVCC map. Caller holds the write lock (or is recovering).</summary>
+    private void Install(NamespaceState state, CommitEntry commit)
+    {
+        _lastRevision = commit.Revision;
+        var visible = Volatile.Read(ref _visibleRevision);
+        var oldest = Math.Max(Volatile.Read(ref _oldestReadable), Math.Min(commit.Revision - _options.RetainedRevisions + 1, visible));
+        Volatile.Write(ref _oldestReadable, oldest);
+        foreach (var change in commit.Changes)
+        {
+            var record = change.Record;
+            state.GetOrAddEntry(record.Key).Prepend(record, oldest);
+            if (record.ExpiresAt is { } expires) _expiries.Enqueue((state, record.Key, record.Version), expires.UtcTicks);
+        }
+        if (commit.Idempotency is { } idem)
+        {
+            state.Idempotency[idem.Key] = idem;
+            _idempotencyExpiries.Enqueue((state, idem));
+        }
+        if (commit.Fences is { } fences)
+        {
+            foreach (var (name, token) in fences) state.Fences[name] = token;
+        }
+    }
+
+    /// <summary>Makes a commit durable (embedded) or visible (memory). Caller holds the write lock.</summary>
+    private Task Commit(CommitEntry commit)
+    {
+        if (_log is null)
+        {
+            lock (_publishGate)
+            {
+                Volatile.Write(ref _visibleRevision, commit.Revision);
+                foreach (var change in commit.Changes) Deliver(change);
+                TrimHistory();
+            }
+            return Task.CompletedTask;
+        }
+        foreach (var change in commit.Changes) _unpublished.Enqueue(change);
+        _encodeBuffer.ResetWrittenCount();
+        Codec.WriteCommit(_encodeBuffer, commit);
+        var durable = _log.Append(commit.Revision, _encodeBuffer.WrittenSpan);
+        if (_log.BytesSinceRotation >= _options.SnapshotEveryBytes && Interlocked.CompareExchange(ref _snapshotRunning, 1, 0) == 0)
+            _ = Task.Run(RunBackgroundSnapshotAsync);
+        return durable;
+    }
+
+    private async Task RunBackgroundSnapshotAsync()
+    {
+        try
+        {
+            await SnapshotCoreAsync().ConfigureAwait(false);
+        }
+        catch (ConcordException)
+        {
+            // The store already fail-stopped or is closing; the log is still complete, so recovery is unaffected.
+        }
+        catch (IOException)
+        {
+            // A failed snapshot leaves the log intact; the next threshold crossing retries.
+        }
+        finally
+        {
+            Volatile.Write(ref _snapshotRunning, 0);
+        }
+    }
+
+    /// <summary>Completes once everything up to <paramref name="revision"/> is visible to readers.</summary>
+    private Task WaitVisible(long revision) => _log is null ? Task.CompletedTask : _log.WaitDurableAsync(revision);
+
+    /// <summary>Called by the log flusher after an fsync: publish the durable revisions to readers and watchers.</summary>
+    private void OnDurable(long revision)
+    {
+        lock (_publishGate)
+        {
+            Volatile.Write(ref _visibleRevision, revision);
+            while (_unpublished.TryPeek(out var change) && change.Revision <= revision)
+            {
+                _unpublished.TryDequeue(out _);
+                Deliver(change);
+            }
+            TrimHistory();
+        }
+    }
+
+    // ---------------------------------------------------------------- watch
+
+    private sealed class Subscriber(string ns, WatchRequest request, Channel<ChangeEvent> channel)
+    {
+        public readonly string Namespace = ns;
+        public readonly WatchRequest Request = request;
+        public readonly Channel<ChangeEvent> Channel = channel;
+    }
+
+    /// <summary>Appends to the history and fans out. Caller holds the publish lock.</summary>
+    private void Deliver(ChangeEvent change)
+    {
+        _history.Add(change);
+        for (var i = _subscribers.Count - 1; i >= 0; i--)
+        {
+            var sub = _subscribers[i];
+            if (sub.Namespace != change.Namespace || !sub.Request.Matches(change.Key)) continue;
+            if (!sub.Channel.Writer.TryWrite(change))
+            {
+                // Never block the commit path on a slow watcher: disconnect it with a resume point.
+                sub.Channel.Writer.TryComplete(new WatchOverflowException(change.Revision));
+                _subscribers.RemoveAt(i);
+            }
+        }
+    }
+
+    private void TrimHistory()
+    {
+        var keepFrom = Volatile.Read(ref _visibleRevision) - _options.RetainedRevisions + 1;
+        // Trim in chunks so the cost is amortized.
+        if (_history.Count == 0 || _history[0].Revision >= keepFrom - 1024) return;
+        var cut = FirstIndexAtOrAfter(keepFrom);
+        _history.RemoveRange(0, cut);
+        _historyFrom = Math.Max(_historyFrom, keepFrom);
+    }
+
+    private int FirstIndexAtOrAfter(long revision)
+    {
+        int lo = 0, hi = _history.Count;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (_history[mid].Revision < revision) lo = mid + 1;
+            else hi = mid;
+        }
+        return lo;
+    }
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<ChangeEvent> WatchAsync(string ns, WatchRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        KeyRules.ValidateNamespace(ns);
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Key is not null) KeyRules.ValidateKey(request.Key);
+        else KeyRules.ValidatePrefix(request.Prefix);
+        if (request.FromRevision < 0) throw new InvalidRequestException("FromRevision must not be negative");
+        ThrowIfDisposed();
+
+        var channel = Channel.CreateBounded<ChangeEvent>(new BoundedChannelOptions(_options.WatchBufferSize)
+        {
+            SingleReader = true,
+            SingleWriter = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+        var subscriber = new Subscriber(ns, request, channel);
+        var backlog = new List<ChangeEvent>();
+        lock (_publishGate)
+        {
+            if (request.FromRevision > 0)
+            {
+                if (request.FromRevision < _historyFrom) throw new RevisionCompactedException(request.FromRevision, _historyFrom);
+                for (var i = FirstIndexAtOrAfter(request.FromRevision); i < _history.Count; i++)
+                {
+                    var change = _history[i];
+                    if (change.Namespace == ns && request.Matches(change.Key)) backlog.Add(change);
+                }
+            }
+            _subscribers.Add(subscriber);
+        }
+        try
+        {
+            foreach (var change in backlog) yield return change;
+            await foreach (var change in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false)) yield return change;
+        }
+        finally
+        {
+            lock (_publishGate) _subscribers.Remove(subscriber);
+        }
+    }
+
+    // ---------------------------------------------------------------- expiry and housekeeping
+
+    private void StartSweeper() =>
+        _sweeper = _time.CreateTimer(static s => ((ConcordEngine)s!).Sweep(), this, _options.ExpirySweepInterval, _options.ExpirySweepInterval);
+
+    /// <summary>Turns expired keys into tombstones (so watchers see the expiry) and forgets expired idempotency records.</summary>
+    internal void Sweep()
+    {
+        lock (_writeGate)
+        {
+            if (_disposed) return;
+            var now = _time.GetUtcNow();
+            while (_idempotencyExpiries.TryPeek(out var idem) && idem.Entry.ExpiresAt <= now)
+            {
+                _idempotencyExpiries.Dequeue();
+                if (idem.Ns.Idempotency.TryGetValue(idem.Entry.Key, out var current) && ReferenceEquals(current, idem.Entry))
+                    idem.Ns.Idempotency.Remove(idem.Entry.Key);
+            }
+            Dictionary<NamespaceState, List<ConcordRecord>>? expired = null;
+            while (_expiries.TryPeek(out var item, out var at) && at <= now.UtcTicks)
+            {
+                _expiries.Dequeue();
+                if (!item.Ns.Keys.TryGetValue(item.Key, out var entry) || entry.Latest is not { IsDeleted: false } latest || latest.Version != item.Version) continue;
+                expired ??= [];
+                if (!expired.TryGetValue(item.Ns, out var list)) expired[item.Ns] = list = [];
+                list.Add(latest);
+            }
+            if (expired is null) return;
+            foreach (var (state, records) in expired)
+            {
+                var revision = _lastRevision + 1;
+                var time = NextCommitTime(now);
+                var changes = records.Select(r => new ChangeEvent(state.Name, ChangeKind.Expire,
+                    new ConcordRecord(r.Key, default, r.Version + 1, revision, r.CreateRevision, "concord:ttl", time, null, true))).ToList();
+                var commit = new CommitEntry { Revision = revision, Namespace = state.Name, Time = time, Changes = changes };
+                Install(state, commit);
+                try
+                {
+                    _ = Commit(commit);
+                }
+                catch (StoreUnavailableException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes a snapshot of the current state and deletes the log segments it covers. Runs automatically every
+    /// <see cref="ConcordEngineOptions.SnapshotEveryBytes"/>; call it to bound recovery time explicitly.
+    /// </summary>
+    /// <returns>The revision the snapshot covers (0 in memory mode).</returns>
+    public async Task<long> SnapshotAsync(CancellationToken cancellationToken = default)
+    {
+        if (_log is null) return 0;
+        while (Interlocked.CompareExchange(ref _snapshotRunning, 1, 0) != 0)
+            await Task.Delay(TimeSpan.FromMilliseconds(5), _time, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await SnapshotCoreAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            Volatile.Write(ref _snapshotRunning, 0);
+        }
+    }
+
+    private async Task<long> SnapshotCoreAsync()
+    {
+        SnapshotImage image;
+        lock (_writeGate)
+        {
+            ThrowIfDisposed();
+            // Rotating flushes and fsyncs everything up to the snapshot revision, so the image is durable state.
+            _log!.Rotate(_lastRevision + 1);
+            image = new SnapshotImage(_lastRevision, _lastTicks, [.. _namespaces.Values.Select(s => new SnapshotImage.Namespace(
+                s.Name,
+                [.. s.Keys.Values.Select(e => e.Latest).OfType<ConcordRecord>()],
+                [.. s.Idempotency.Values],
+                new Dictionary<string, long>(s.Fences, StringComparer.Ordinal)))]);
+        }
+        await Task.Run(() => Snapshots.Write(_dataDirectory!, image)).ConfigureAwait(false);
+        return image.Revision;
+    }
+
+    private void InstallRecovered(CommitEntry commit)
+    {
+        var state = _namespaces.GetOrAdd(commit.Namespace, static n => new NamespaceState(n));
+        Install(state, commit);
+        _history.AddRange(commit.Changes);
+    }
+
+    private void InstallSnapshot(SnapshotImage image)
+    {
+        var now = _time.GetUtcNow();
+        foreach (var ns in image.Namespaces)
+        {
+            var state = _namespaces.GetOrAdd(ns.Name, static n => new NamespaceState(n));
+            foreach (var record in ns.Records)
+            {
+                state.GetOrAddEntry(record.Key).Reset(record);
+                if (record.ExpiresAt is { } expires && !record.IsDeleted) _expiries.Enqueue((state, record.Key, record.Version), expires.UtcTicks);
+            }
+            foreach (var idem in ns.Idempotency)
+            {
+                if (idem.ExpiresAt <= now) continue;
+                state.Idempotency[idem.Key] = idem;
+                _idempotencyExpiries.Enqueue((state, idem));
+            }
+            foreach (var (name, token) in ns.Fences) state.Fences[name] = token;
+        }
+    }
+
+    private void ThrowIfDisposed()
+    {
+        if (_disposed) throw new StoreUnavailableException("The store is closed");
+    }
+
+    /// <summary>Flushes the log, stops timers and ends every watch.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        lock (_writeGate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+        }
+        if (_sweeper is not null) await _sweeper.DisposeAsync().ConfigureAwait(false);
+        if (_log is not null) await _log.DisposeAsync().ConfigureAwait(false);
+        lock (_publishGate)
+        {
+            foreach (var sub in _subscribers) sub.Channel.Writer.TryComplete(new StoreUnavailableException("The store is closed"));
+            _subscribers.Clear();
+        }
+        if (_directoryLock is not null) await _directoryLock.DisposeAsync().ConfigureAwait(false);
+    }
+}
