@@ -326,7 +326,7 @@ public sealed class ConcordEngine : IConcordStore
                 results.Add(new TxnOpResult(TxnOpKind.Get, op.Key, live));
                 continue;
             }
-            var conflict = CheckExpectation(state, op, live, strict, request.Compares);
+            var conflict = CheckExpectation(state, op, live, strict, request.Compares, staged);
             if (conflict is not null) return Conflict(succeeded, i, conflict);
 
             ConcordRecord record;
@@ -391,20 +391,10 @@ public sealed class ConcordEngine : IConcordStore
     private static string VersionText(ConcordRecord? live) =>
         live is null ? " (absent)" : $" (at version {live.Version}{(live.Writer is null ? "" : $", written by {live.Writer}")})";
 
-    private WriteResult? CheckExpectation(NamespaceState state, TxnOp op, ConcordRecord? live, bool strict, IReadOnlyList<TxnCompare> compares)
+    private WriteResult? CheckExpectation(NamespaceState state, TxnOp op, ConcordRecord? live, bool strict, IReadOnlyList<TxnCompare> compares, Dictionary<string, ConcordRecord> staged)
     {
         var expect = op.Expect;
-        if (expect.Fence is { } fence)
-        {
-            state.Fences.TryGetValue(fence.Lock, out var newest);
-            if (fence.Token != newest)
-            {
-                var why = fence.Token < newest
-                    ? $"fencing token {fence.Token} for lock '{fence.Lock}' is stale; the newest is {newest}"
-                    : $"fencing token {fence.Token} was never issued for lock '{fence.Lock}'";
-                return new WriteResult(op.Key, ConflictKind.StaleFence, live, _lastRevision, message: why);
-            }
-        }
+        if (expect.Fence is { } fence && CheckFence(state, op.Key, fence, live, staged) is { } stale) return stale;
         var currentVersion = live?.Version ?? 0;
         switch (expect.Kind)
         {
@@ -421,6 +411,28 @@ public sealed class ConcordEngine : IConcordStore
             return new WriteResult(op.Key, ConflictKind.BlindWriteRefused, live, _lastRevision,
                 message: $"strict mode refuses a blind {(op.Kind == TxnOpKind.Put ? "overwrite" : "delete")} of '{op.Key}'{VersionText(live)}; state the version you read (If-Match), or use a patch");
         }
+        return null;
+    }
+
+    /// <summary>
+    /// Fencing: the lock record (<c>_sys/locks/{name}</c>, see <c>StoreLockService</c>) carries the newest token issued and
+    /// the floor set by the newest exclusive grant. A token below the floor is stale; one above the counter was never issued.
+    /// </summary>
+    private WriteResult? CheckFence(NamespaceState state, string key, Fence fence, ConcordRecord? live, Dictionary<string, ConcordRecord> staged)
+    {
+        var lockKey = Coordination.Locks.StoreLockService.KeyFor(fence.Lock);
+        var lockRecord = staged.TryGetValue(lockKey, out var s) ? s : state.Keys.TryGetValue(lockKey, out var e) ? e.Latest : null;
+        long issued = 0, floor = 0;
+        if (lockRecord is { IsDeleted: false } && lockRecord.Value.ValueKind == JsonValueKind.Object)
+        {
+            if (lockRecord.Value.TryGetProperty("issued", out var i) && i.TryGetInt64(out var iv)) issued = iv;
+            if (lockRecord.Value.TryGetProperty("floor", out var f) && f.TryGetInt64(out var fv)) floor = fv;
+        }
+        if (fence.Token > issued)
+            return new WriteResult(key, ConflictKind.StaleFence, live, _lastRevision, message: $"fencing token {fence.Token} was never issued for lock '{fence.Lock}' (newest is {issued})");
+        if (fence.Token < floor)
+            return new WriteResult(key, ConflictKind.StaleFence, live, _lastRevision,
+                message: $"fencing token {fence.Token} for lock '{fence.Lock}' is stale: the lock was granted with token {floor} since");
         return null;
     }
 
