@@ -5,5 +5,6 @@ var root = new RootCommand("Concord: shared state and coordination for concurren
 {
     DemoCommand.Create(),
     CheckCommand.Create(),
+    ServeCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

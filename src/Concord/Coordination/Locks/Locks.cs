@@ -103,6 +103,12 @@ public interface ILockService
     /// <summary>Releases a lease. False when it was no longer held.</summary>
     ValueTask<bool> ReleaseAsync(Lease lease, CancellationToken cancellationToken = default);
 
+    /// <summary>Extends the lease <paramref name="leaseId"/> of lock <paramref name="name"/>; null when it was already lost, else the new expiry.</summary>
+    ValueTask<DateTimeOffset?> RenewAsync(string ns, string name, string leaseId, TimeSpan ttl, CancellationToken cancellationToken = default);
+
+    /// <summary>Releases the lease <paramref name="leaseId"/> of lock <paramref name="name"/>; false when it was no longer held.</summary>
+    ValueTask<bool> ReleaseAsync(string ns, string name, string leaseId, CancellationToken cancellationToken = default);
+
     /// <summary>Every lock of a namespace with holders and waiters.</summary>
     ValueTask<IReadOnlyList<LockInfo>> ListAsync(string ns, CancellationToken cancellationToken = default);
 }
