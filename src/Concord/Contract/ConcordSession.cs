@@ -176,21 +176,36 @@ public sealed class ConcordSession
         ArgumentNullException.ThrowIfNull(compute);
         var retry = options?.Retry ?? Options.Retry;
         retry.Validate();
+        using var activity = Diagnostics.ConcordTelemetry.ActivitySource.StartActivity("concord.update");
+        activity?.SetTag(Diagnostics.ConcordTelemetry.Tags.Namespace, Namespace);
+        activity?.SetTag(Diagnostics.ConcordTelemetry.Tags.Key, key);
+        activity?.SetTag(Diagnostics.ConcordTelemetry.Tags.AgentId, AgentId);
         var current = await GetAsync(key, cancellationToken).ConfigureAwait(false);
         WriteResult? last = null;
         for (var attempt = 1; attempt <= retry.MaxAttempts; attempt++)
         {
             if (attempt > 1)
+            {
+                Diagnostics.ConcordTelemetry.Retries.Add(1, new KeyValuePair<string, object?>(Diagnostics.ConcordTelemetry.Tags.Operation, "update"));
+                activity?.AddEvent(new System.Diagnostics.ActivityEvent("concord.retry", tags: new System.Diagnostics.ActivityTagsCollection
+                {
+                    [Diagnostics.ConcordTelemetry.Tags.RetryAttempt] = attempt,
+                    [Diagnostics.ConcordTelemetry.Tags.Version] = current?.Version ?? 0,
+                    ["concord.current_writer"] = current?.Writer,
+                }));
                 await Task.Delay(retry.DelayBefore(attempt, _random), Options.TimeProvider, cancellationToken).ConfigureAwait(false);
+            }
             var next = await compute(current, cancellationToken).ConfigureAwait(false);
             if (next is not { } value) return new UpdateResult(null, attempt);
             last = await Store.PutAsync(Namespace, key, value,
                 Write(Expect.Version(current?.Version ?? 0), options?.IdempotencyKey, options?.Ttl, logical: "update:" + key), cancellationToken).ConfigureAwait(false);
+            activity?.SetTag(Diagnostics.ConcordTelemetry.Tags.RetryAttempt, attempt);
             if (last.IsApplied) return new UpdateResult(last, attempt);
             if (last.Conflict is not (ConflictKind.VersionMismatch or ConflictKind.AlreadyExists or ConflictKind.NotFound))
                 return new UpdateResult(last, attempt);
             current = last.Record;
         }
+        activity?.SetTag(Diagnostics.ConcordTelemetry.Tags.Conflict, last?.Conflict.ToString());
         return new UpdateResult(last, retry.MaxAttempts);
     }
 
@@ -223,7 +238,10 @@ public sealed class ConcordSession
         for (var attempt = 1; attempt <= retry.MaxAttempts; attempt++)
         {
             if (attempt > 1)
+            {
+                Diagnostics.ConcordTelemetry.Retries.Add(1, new KeyValuePair<string, object?>(Diagnostics.ConcordTelemetry.Tags.Operation, "transaction"));
                 await Task.Delay(retry.DelayBefore(attempt, _random), Options.TimeProvider, cancellationToken).ConfigureAwait(false);
+            }
             var tx = await BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
             try
             {
