@@ -72,7 +72,8 @@ public sealed record TxnOp(TxnOpKind Kind, string Key, JsonElement Value = defau
     public bool AllowSiblings { get; init; }
 
     /// <summary>Join the CRDT <paramref name="delta"/> (a <c>{"$crdt":…}</c> envelope) into the state stored at <paramref name="key"/>.</summary>
-    public static TxnOp Merge(string key, JsonElement delta, Expectation expect = default) => new(TxnOpKind.Merge, key, delta.Clone(), null, expect);
+    public static TxnOp Merge(string key, JsonElement delta, Expectation expect = default) =>
+        new(TxnOpKind.Merge, key, delta.ValueKind == JsonValueKind.Undefined ? default : delta.Clone(), null, expect);
 
     /// <summary>Read <paramref name="key"/>.</summary>
     public static TxnOp Get(string key) => new(TxnOpKind.Get, key);
