@@ -185,7 +185,7 @@ public sealed class ConcordEngine : IConcordStore
     public async ValueTask<WriteResult> PutAsync(string ns, string key, JsonElement value, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Put, key, value, null, options.Expect, options.Ttl);
+        var op = new TxnOp(TxnOpKind.Put, key, value, null, options.Expect, options.Ttl) { Context = options.Context, AllowSiblings = options.AllowSiblings };
         return ToWriteResult(key, await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
     }
 
@@ -193,7 +193,7 @@ public sealed class ConcordEngine : IConcordStore
     public async ValueTask<WriteResult> DeleteAsync(string ns, string key, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Delete, key, default, null, options.Expect);
+        var op = new TxnOp(TxnOpKind.Delete, key, default, null, options.Expect) { Context = options.Context, AllowSiblings = options.AllowSiblings };
         return ToWriteResult(key, await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
     }
 
@@ -202,7 +202,7 @@ public sealed class ConcordEngine : IConcordStore
     {
         ArgumentNullException.ThrowIfNull(patch);
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Patch, key, default, patch, options.Expect, options.Ttl);
+        var op = new TxnOp(TxnOpKind.Patch, key, default, patch, options.Expect, options.Ttl) { Context = options.Context };
         return ToWriteResult(key, await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
     }
 
@@ -344,6 +344,12 @@ public sealed class ConcordEngine : IConcordStore
                     record = new ConcordRecord(op.Key, default, nextVersion, revision, live.CreateRevision, options.Agent, commitTime, null, true);
                     changes.Add(new ChangeEvent(ns, ChangeKind.Delete, record));
                     break;
+                case TxnOpKind.Merge:
+                    var merged = Crdt.CrdtMerge.Merge(op.Key, live?.Value, op.Value);
+                    CheckSize(op.Key, merged);
+                    record = new ConcordRecord(op.Key, merged, nextVersion, revision, createRevision, options.Agent, commitTime, expires ?? live?.ExpiresAt, false);
+                    changes.Add(new ChangeEvent(ns, ChangeKind.Put, record));
+                    break;
                 default:
                     var document = live is null ? new JsonObject() : live.Value.ToNode();
                     var patched = PatchApplier.Apply(document, op.Patch!, out var failedTest);
@@ -360,6 +366,8 @@ public sealed class ConcordEngine : IConcordStore
                     changes.Add(new ChangeEvent(ns, ChangeKind.Put, record));
                     break;
             }
+            record = CausalWrites.Stamp(op, latest, live, record, _options); // dots, contexts, siblings (docs/causality.md)
+            changes[^1] = new ChangeEvent(ns, record.IsDeleted ? ChangeKind.Delete : ChangeKind.Put, record);
             staged[op.Key] = record;
             results.Add(new TxnOpResult(op.Kind, op.Key, record));
         }
@@ -406,7 +414,7 @@ public sealed class ConcordEngine : IConcordStore
                 return new WriteResult(op.Key, ConflictKind.VersionMismatch, live, _lastRevision,
                     message: $"expected '{op.Key}' at version {expect.Version}{(expect.Version == 0 ? " (absent)" : "")} but it is{VersionText(live)}");
         }
-        if (strict && expect.IsBlind && live is not null && op.Kind is TxnOpKind.Put or TxnOpKind.Delete && !IsGuarded(op.Key, compares))
+        if (strict && expect.IsBlind && live is not null && op.Kind is TxnOpKind.Put or TxnOpKind.Delete && !CausalWrites.KeepsSiblings(op, live) && !IsGuarded(op.Key, compares))
         {
             return new WriteResult(op.Key, ConflictKind.BlindWriteRefused, live, _lastRevision,
                 message: $"strict mode refuses a blind {(op.Kind == TxnOpKind.Put ? "overwrite" : "delete")} of '{op.Key}'{VersionText(live)}; state the version you read (If-Match), or use a patch");
