@@ -76,3 +76,21 @@ public sealed class EmbeddedEngineConformanceTests : StoreConformanceTests
 
     protected override ValueTask CleanupAsync() => _stores.DeleteDirectoriesAsync();
 }
+
+/// <summary>The model-based tests on the engine in <c>memory</c> mode.</summary>
+public sealed class MemoryEngineModelTests : StoreModelTests
+{
+    protected override Task<IConcordStore> CreateStoreAsync(StoreFixtureOptions options) => EngineStores.CreateInMemory(options);
+}
+
+/// <summary>The model-based tests on the engine in <c>embedded</c> mode (fewer sequences: every commit is fsync'd).</summary>
+public sealed class EmbeddedEngineModelTests : StoreModelTests
+{
+    private readonly EngineStores _stores = new();
+
+    protected override int Iterations => 25;
+
+    protected override Task<IConcordStore> CreateStoreAsync(StoreFixtureOptions options) => _stores.CreateEmbeddedAsync(options);
+
+    protected override ValueTask CleanupAsync() => _stores.DeleteDirectoriesAsync();
+}
