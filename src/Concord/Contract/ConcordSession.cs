@@ -369,6 +369,9 @@ public sealed class OptimisticTransaction
     }
 
     /// <summary>Validates the read set and applies the buffered writes atomically.</summary>
+    /// <param name="idempotencyKey">Operation id of the logical transaction. A retry that re-runs the transaction (new snapshot,
+    /// maybe new values) and writes the same keys gets the original result, marked replayed.</param>
+    /// <param name="cancellationToken">Cancels the commit.</param>
     public async ValueTask<CommitResult> CommitAsync(string? idempotencyKey = null, CancellationToken cancellationToken = default)
     {
         ThrowIfFinished();
@@ -378,7 +381,10 @@ public sealed class OptimisticTransaction
         foreach (var key in _readKeys) compares.Add(TxnCompare.ModRevision(key, CompareOp.LessOrEqual, SnapshotRevision));
         foreach (var prefix in _readPrefixes) compares.Add(TxnCompare.PrefixUnchangedSince(prefix, SnapshotRevision));
         var request = new TxnRequest { Compares = compares, Then = _writes };
-        var result = await _session.Observe(_session.Store.TransactAsync(_session.Namespace, request, _session.Write(default, idempotencyKey, null), cancellationToken)).ConfigureAwait(false);
+        // A retry of the same logical transaction re-reads at a newer snapshot, so its compares (and maybe its values)
+        // differ: fingerprint what the transaction writes to, not the payload, as UpdateAsync does.
+        var logical = idempotencyKey is null ? null : "txn:" + string.Join(",", _writes.Select(w => $"{w.Kind}:{w.Key}"));
+        var result = await _session.Observe(_session.Store.TransactAsync(_session.Namespace, request, _session.Write(default, idempotencyKey, null, logical), cancellationToken)).ConfigureAwait(false);
         if (result.Conflict is { } conflict) return new CommitResult(false, conflict.Conflict, result.Revision, conflict.Message) { Replayed = result.Replayed };
         if (!result.Succeeded)
         {

@@ -173,9 +173,11 @@ public sealed class ConcordEngine : IConcordStore
     {
         var visible = Volatile.Read(ref _visibleRevision);
         if (at is not { } revision) return visible;
+        if (revision < 0) throw new InvalidRequestException($"AtRevision must not be negative (got {revision})");
         if (revision > visible) throw new UnknownRevisionException(revision, visible);
         var oldest = Math.Min(Volatile.Read(ref _oldestReadable), visible);
-        if (revision < oldest) throw new RevisionCompactedException(revision, oldest);
+        // The exception takes the newest compacted revision, one below the oldest readable.
+        if (revision < oldest) throw new RevisionCompactedException(revision, oldest - 1);
         return revision;
     }
 
@@ -630,7 +632,7 @@ public sealed class ConcordEngine : IConcordStore
         {
             if (request.FromRevision > 0)
             {
-                if (request.FromRevision < _historyFrom) throw new RevisionCompactedException(request.FromRevision, _historyFrom);
+                if (request.FromRevision < _historyFrom) throw new RevisionCompactedException(request.FromRevision, _historyFrom - 1);
                 for (var i = FirstIndexAtOrAfter(request.FromRevision); i < _history.Count; i++)
                 {
                     var change = _history[i];
@@ -642,7 +644,11 @@ public sealed class ConcordEngine : IConcordStore
         try
         {
             foreach (var change in backlog) yield return change;
-            await foreach (var change in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false)) yield return change;
+            await foreach (var change in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                // A FromRevision beyond the current one: live changes before it were not asked for.
+                if (change.Revision >= request.FromRevision) yield return change;
+            }
         }
         finally
         {
