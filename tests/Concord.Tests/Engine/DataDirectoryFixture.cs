@@ -36,7 +36,8 @@ internal sealed class TempDataDirectory : IDisposable
     public static void CopyDirectory(string from, string to)
     {
         Directory.CreateDirectory(to);
-        foreach (var file in Directory.EnumerateFiles(from)) File.Copy(file, System.IO.Path.Combine(to, System.IO.Path.GetFileName(file)), overwrite: true);
+        // LOCK is held (and unreadable) while an engine has the directory open; it carries no data.
+        foreach (var file in Directory.EnumerateFiles(from).Where(f => System.IO.Path.GetFileName(f) != "LOCK")) File.Copy(file, System.IO.Path.Combine(to, System.IO.Path.GetFileName(file)), overwrite: true);
         foreach (var dir in Directory.EnumerateDirectories(from)) CopyDirectory(dir, System.IO.Path.Combine(to, System.IO.Path.GetFileName(dir)));
     }
 
