@@ -47,7 +47,7 @@ public sealed class ConcordEngine : IConcordStore
     private long _oldestReadable = 1;
     private long _historyFrom = 1;
     private long _lastTicks;
-    private int _snapshotRunning;
+    private readonly SemaphoreSlim _snapshotGate = new(1, 1); // one snapshot at a time; DisposeAsync waits for it
     private bool _disposed;
 
     private ConcordEngine(ConcordEngineOptions options, string? dataDirectory, FileStream? directoryLock)
@@ -519,7 +519,7 @@ public sealed class ConcordEngine : IConcordStore
         _encodeBuffer.ResetWrittenCount();
         Codec.WriteCommit(_encodeBuffer, commit);
         var durable = _log.Append(commit.Revision, _encodeBuffer.WrittenSpan);
-        if (_log.BytesSinceRotation >= _options.SnapshotEveryBytes && Interlocked.CompareExchange(ref _snapshotRunning, 1, 0) == 0)
+        if (_log.BytesSinceRotation >= _options.SnapshotEveryBytes && _snapshotGate.Wait(0))
             _ = Task.Run(RunBackgroundSnapshotAsync);
         return durable;
     }
@@ -540,7 +540,7 @@ public sealed class ConcordEngine : IConcordStore
         }
         finally
         {
-            Volatile.Write(ref _snapshotRunning, 0);
+            _snapshotGate.Release();
         }
     }
 
@@ -712,15 +712,14 @@ public sealed class ConcordEngine : IConcordStore
     public async Task<long> SnapshotAsync(CancellationToken cancellationToken = default)
     {
         if (_log is null) return 0;
-        while (Interlocked.CompareExchange(ref _snapshotRunning, 1, 0) != 0)
-            await Task.Delay(TimeSpan.FromMilliseconds(5), _time, cancellationToken).ConfigureAwait(false);
+        await _snapshotGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             return await SnapshotCoreAsync().ConfigureAwait(false);
         }
         finally
         {
-            Volatile.Write(ref _snapshotRunning, 0);
+            _snapshotGate.Release();
         }
     }
 
@@ -783,6 +782,9 @@ public sealed class ConcordEngine : IConcordStore
             if (_disposed) return;
             _disposed = true;
         }
+        // A snapshot still writing would otherwise rename files and delete segments after the directory lock is released.
+        // Held to the end: a later SnapshotAsync then gets the gate and fails with "closed" instead of waiting forever.
+        await _snapshotGate.WaitAsync().ConfigureAwait(false);
         if (_sweeper is not null) await _sweeper.DisposeAsync().ConfigureAwait(false);
         if (_log is not null) await _log.DisposeAsync().ConfigureAwait(false);
         lock (_publishGate)
@@ -791,5 +793,6 @@ public sealed class ConcordEngine : IConcordStore
             _subscribers.Clear();
         }
         if (_directoryLock is not null) await _directoryLock.DisposeAsync().ConfigureAwait(false);
+        _snapshotGate.Release();
     }
 }
