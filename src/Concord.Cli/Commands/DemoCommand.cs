@@ -37,17 +37,19 @@ internal static class DemoCommand
         var mode = new Option<string>("--mode", "-m")
         {
             Description = "naive, optimistic, patch or all",
+            HelpName = "MODE",
             DefaultValueFactory = _ => "all",
         };
-        var agents = new Option<int?>("--agents", "-n") { Description = "Agents (counter; default 8). The account scenario has exactly 3." };
-        var increments = new Option<int?>("--increments") { Description = "Increments per agent (counter; default 100)" };
+        var agents = new Option<int?>("--agents", "-n") { Description = "Agents (counter; default 8). The account scenario has exactly 3.", HelpName = "N" };
+        var increments = new Option<int?>("--increments") { Description = "Increments per agent (counter; default 100)", HelpName = "M" };
         var seed = new Option<int>("--seed", "-s")
         {
             Description = "Seed of start offsets and think times; the same seed replays the same run",
             DefaultValueFactory = _ => DemoSettings.DefaultSeed,
+            HelpName = "S",
         };
         var json = new Option<bool>("--json") { Description = "Print one JSON document with the per-mode results instead of tables" };
-        var data = new Option<string?>("--data") { Description = "Embedded engine data directory (default: a fresh temp directory, deleted afterwards)" };
+        var data = new Option<string?>("--data") { Description = "Embedded engine data directory (default: a fresh temp directory, deleted afterwards)", HelpName = "DIR" };
         var memory = new Option<bool>("--memory") { Description = "Run on the in-memory engine (no durable log)" };
 
         var command = new Command("demo", Help) { scenario, mode, agents, increments, seed, json, data, memory };

@@ -87,13 +87,14 @@ internal static class DemoRenderer
             console.MarkupLine($"{Bad} [red]{run.Lost.Count} of {run.Agents.Count} updates lost silently[/] (every agent was told its write succeeded):");
             Bullets(console, run.Lost.Select(l => Esc(l.Explanation)));
         }
-        console.MarkupLine($"[grey]Final record v{run.FinalVersion} (by {Esc(run.FinalWriter ?? "?")}): {Esc(run.Final.GetRawText())}[/]");
+        var fields = string.Join(", ", AccountScenario.Updates.Select(u => $"{u.Field}={Show(AccountScenario.FieldOf(run.Final, u.Field))}"));
+        console.MarkupLine($"[grey]Final record v{run.FinalVersion}, written by {Esc(run.FinalWriter ?? "?")}: {Esc(fields)}[/]");
         if (strict is not null)
         {
             var refused = strict.Agents.Where(a => a.Conflict == ConflictKind.BlindWriteRefused).Select(a => a.Agent).ToList();
             console.MarkupLine(refused.Count == strict.Agents.Count && strict.Lost.Count == 0
                 ? $"[yellow]In strict mode (the server default) these blind writes are refused:[/] {Esc(Join(refused))} each got BlindWriteRefused " +
-                  "(HTTP 428), so nothing is lost silently; the agent re-reads and retries instead (that is the optimistic mode)."
+                  "(HTTP 428), so nothing is lost silently: a refused agent re-reads and retries (that is the optimistic mode)."
                 : $"{Bad} In strict mode {refused.Count} of {strict.Agents.Count} blind writes were refused and {strict.Lost.Count} updates were lost.");
         }
     }

@@ -123,7 +123,7 @@ public sealed class VirtualTimeProvider : TimeProvider
     /// </summary>
     /// <returns>The virtual time elapsed during the run.</returns>
     /// <exception cref="InvalidOperationException">Another run is in progress on this clock.</exception>
-    /// <exception cref="AggregateException">One or more agents failed (after all of them finished).</exception>
+    /// <remarks>When agents fail, the others still run to completion; then the first failure is rethrown.</remarks>
     public async Task<TimeSpan> RunAsync(IReadOnlyList<Func<CancellationToken, Task>> agents, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(agents);
