@@ -171,7 +171,8 @@ public sealed partial class ConcordSession
 
     /// <summary>
     /// Read → compute → compare-and-swap, retried on conflict with capped exponential backoff and full jitter.
-    /// The conflict result carries the current record, so a retry recomputes without another read.
+    /// The conflict result carries the current record, so a retry without a backoff delay recomputes without another
+    /// read; after a delay the key is read again (what the conflict carried is likely stale by then).
     /// </summary>
     /// <param name="key">Key to update.</param>
     /// <param name="compute">New value from the current record (null when absent); return null to leave the key as it is.
@@ -201,7 +202,12 @@ public sealed partial class ConcordSession
                     [Diagnostics.ConcordTelemetry.Tags.Version] = current?.Version ?? 0,
                     ["concord.current_writer"] = current?.Writer,
                 }));
-                await Task.Delay(retry.DelayBefore(attempt, _random), Options.TimeProvider, cancellationToken).ConfigureAwait(false);
+                if (retry.DelayBefore(attempt, _random) is var delay && delay > TimeSpan.Zero)
+                {
+                    await Task.Delay(delay, Options.TimeProvider, cancellationToken).ConfigureAwait(false);
+                    // The conflict's record was current before the wait, not after it: recomputing on it would conflict again.
+                    current = await GetAsync(key, cancellationToken).ConfigureAwait(false);
+                }
             }
             var next = await compute(current, cancellationToken).ConfigureAwait(false);
             if (next is not { } value) return new UpdateResult(null, attempt);
