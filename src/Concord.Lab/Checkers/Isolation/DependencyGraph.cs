@@ -18,7 +18,7 @@ internal readonly record struct EdgeReason(string Key, string From, string To, b
 internal sealed class DependencyGraph
 {
     private readonly List<int>[] _out;
-    private readonly Dictionary<long, EdgeData> _edges = [];
+    private readonly Dictionary<long, EdgeData> _edges = new(MixingComparer.Instance);
 
     public DependencyGraph(int nodeCount)
     {
@@ -182,6 +182,20 @@ internal sealed class DependencyGraph
         EdgeKinds.Process => 3,
         _ => 4,
     };
+
+    /// <summary>Edge ids pack (from, to); the default long hash (low ^ high) would collide for every pair with the same XOR.</summary>
+    private sealed class MixingComparer : IEqualityComparer<long>
+    {
+        public static readonly MixingComparer Instance = new();
+
+        public bool Equals(long x, long y) => x == y;
+
+        public int GetHashCode(long value)
+        {
+            var x = (ulong)value * 0x9E3779B97F4A7C15UL;
+            return (int)(x >> 32) ^ (int)x;
+        }
+    }
 
     private sealed class EdgeData
     {

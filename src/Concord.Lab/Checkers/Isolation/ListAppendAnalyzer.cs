@@ -13,18 +13,37 @@ internal static class ListAppendAnalyzer
 
     public static void Analyze(IsolationContext context, IReadOnlyCollection<string> keys)
     {
+        // Index the transactions touching each key once, so each key's analysis only visits its own transactions.
+        var wanted = keys.ToHashSet(StringComparer.Ordinal);
+        var byKey = new Dictionary<string, List<Txn>>(StringComparer.Ordinal);
+        foreach (var txn in context.Txns)
+        {
+            foreach (var key in txn.Ops.Select(o => o.Key).Distinct(StringComparer.Ordinal))
+            {
+                if (wanted.Contains(key))
+                {
+                    if (!byKey.TryGetValue(key, out var list))
+                    {
+                        byKey[key] = list = [];
+                    }
+
+                    list.Add(txn);
+                }
+            }
+        }
+
         foreach (var key in keys.Order(StringComparer.Ordinal))
         {
-            AnalyzeKey(context, key);
+            AnalyzeKey(context, key, byKey.GetValueOrDefault(key) ?? []);
         }
     }
 
-    private static void AnalyzeKey(IsolationContext context, string key)
+    private static void AnalyzeKey(IsolationContext context, string key, List<Txn> txns)
     {
         // Who appended each element; and each transaction's last append to the key (for intermediate reads).
         var writer = new Dictionary<string, Txn>(StringComparer.Ordinal);
         var lastAppend = new Dictionary<Txn, string>();
-        foreach (var txn in context.Txns)
+        foreach (var txn in txns)
         {
             foreach (var op in txn.Ops)
             {
@@ -46,7 +65,7 @@ internal static class ListAppendAnalyzer
         }
 
         var reads = new List<(Txn Txn, List<string> Elements)>();
-        foreach (var txn in context.Txns.Where(t => t.Committed))
+        foreach (var txn in txns.Where(t => t.Committed))
         {
             var ownSoFar = new HashSet<string>(StringComparer.Ordinal);
             foreach (var op in txn.Ops.Where(o => o.Key == key))
@@ -117,7 +136,7 @@ internal static class ListAppendAnalyzer
             }
         }
 
-        foreach (var txn in context.Txns.Where(t => t.Committed))
+        foreach (var txn in txns.Where(t => t.Committed))
         {
             if (ReadBeforeAppend(txn, key) is { } view && lastAppend.ContainsKey(txn) && IsPrefix(view, order))
             {
@@ -144,7 +163,8 @@ internal static class ListAppendAnalyzer
     private static List<string> CheckRead(IsolationContext context, string key, Txn txn, List<string> elements,
         Dictionary<string, Txn> writer, Dictionary<Txn, string> lastAppend, HashSet<string> own)
     {
-        var duplicates = elements.GroupBy(e => e, StringComparer.Ordinal).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+        var seen = new HashSet<string>(elements.Count, StringComparer.Ordinal);
+        var duplicates = elements.Where(e => !seen.Add(e)).Distinct(StringComparer.Ordinal).ToList();
         if (duplicates.Count > 0)
         {
             context.Report(AnomalyType.DuplicateElements,
@@ -158,7 +178,7 @@ internal static class ListAppendAnalyzer
                 $"{txn.Label} read {key} as {Show(elements)}, but no transaction ever appended {Describe.List(garbage)} to {key}.", txn);
         }
 
-        foreach (var element in elements.Distinct(StringComparer.Ordinal))
+        foreach (var element in seen)
         {
             if (writer.TryGetValue(element, out var source) && source.Failed && !ReferenceEquals(source, txn))
             {
@@ -177,7 +197,7 @@ internal static class ListAppendAnalyzer
                 txn, last);
         }
 
-        return elements.Distinct(StringComparer.Ordinal).Where(writer.ContainsKey).ToList();
+        return duplicates.Count == 0 && garbage.Count == 0 ? elements : elements.Distinct(StringComparer.Ordinal).Where(writer.ContainsKey).ToList();
     }
 
     /// <summary>The list a committed transaction read before its first append to the key, if it read one.</summary>

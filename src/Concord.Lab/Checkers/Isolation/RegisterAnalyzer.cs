@@ -24,10 +24,28 @@ internal static class RegisterAnalyzer
 
     public static void Analyze(IsolationContext context, IReadOnlyCollection<string> keys)
     {
+        var wanted = keys.ToHashSet(StringComparer.Ordinal);
+        var byKey = new Dictionary<string, List<Txn>>(StringComparer.Ordinal);
+        foreach (var txn in context.Txns)
+        {
+            foreach (var key in txn.Ops.Select(o => o.Key).Distinct(StringComparer.Ordinal))
+            {
+                if (wanted.Contains(key))
+                {
+                    if (!byKey.TryGetValue(key, out var list))
+                    {
+                        byKey[key] = list = [];
+                    }
+
+                    list.Add(txn);
+                }
+            }
+        }
+
         var unversionedReads = 0;
         foreach (var key in keys.Order(StringComparer.Ordinal))
         {
-            unversionedReads += AnalyzeKey(context, key);
+            unversionedReads += AnalyzeKey(context, key, byKey.GetValueOrDefault(key) ?? []);
         }
 
         if (unversionedReads > 0)
@@ -37,11 +55,11 @@ internal static class RegisterAnalyzer
         }
     }
 
-    private static int AnalyzeKey(IsolationContext context, string key)
+    private static int AnalyzeKey(IsolationContext context, string key, List<Txn> txns)
     {
         var byValue = new Dictionary<string, List<WriteRecord>>(StringComparer.Ordinal);
         var byVersion = new SortedDictionary<long, WriteRecord>();
-        foreach (var txn in context.Txns)
+        foreach (var txn in txns)
         {
             var writes = txn.Ops.Select((op, i) => (op, i)).Where(x => x.op.F == MicroOp.WriteName && x.op.Key == key).ToList();
             for (var w = 0; w < writes.Count; w++)
@@ -62,7 +80,7 @@ internal static class RegisterAnalyzer
         }
 
         // A read that names both value and version also tells us the version of a write whose commit we did not see.
-        var reads = ExternalReads(context, key).ToList();
+        var reads = ExternalReads(txns, key).ToList();
         foreach (var (_, op) in reads)
         {
             if (op.Version is { } version && version > 0 && !byVersion.ContainsKey(version)
@@ -215,9 +233,9 @@ internal static class RegisterAnalyzer
     }
 
     /// <summary>Reads by committed transactions made before their own first write of the key.</summary>
-    private static IEnumerable<(Txn Txn, MicroOp Op)> ExternalReads(IsolationContext context, string key)
+    private static IEnumerable<(Txn Txn, MicroOp Op)> ExternalReads(List<Txn> txns, string key)
     {
-        foreach (var txn in context.Txns.Where(t => t.Committed))
+        foreach (var txn in txns.Where(t => t.Committed))
         {
             foreach (var op in txn.Ops.Where(o => o.Key == key))
             {
