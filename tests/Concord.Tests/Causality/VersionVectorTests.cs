@@ -79,3 +79,21 @@ public sealed class VersionVectorTests
         Assert.Throws<InvalidRequestException>(() => VersionVector.FromJson(JsonDocument.Parse("""[1]""").RootElement));
     }
 }
+
+public sealed class CausalJsonTests
+{
+    private sealed record Wire(VersionVector? Context, CausalStamp? Causal);
+
+    [Fact]
+    public void SystemTextJson_UsesTheDocumentedEncodings()
+    {
+        var wire = new Wire(VersionVector.Parse("n1:3"), new CausalStamp(new Dot("n1", 3), VersionVector.Parse("n1:3"), concurrent: true));
+        var json = JsonSerializer.Serialize(wire, JsonDefaults.Web);
+        Assert.Equal("""{"context":{"n1":3},"causal":{"dot":["n1",3],"ctx":{"n1":3},"concurrent":true}}""", json);
+        var back = JsonSerializer.Deserialize<Wire>(json, JsonDefaults.Web)!;
+        Assert.Equal(wire.Context, back.Context);
+        Assert.Equal(wire.Causal, back.Causal);
+        Assert.Null(JsonSerializer.Deserialize<Wire>("""{"context":null}""", JsonDefaults.Web)!.Context);
+        Assert.Throws<JsonException>(() => JsonSerializer.Deserialize<Wire>("""{"context":{"n1":"x"}}""", JsonDefaults.Web));
+    }
+}
