@@ -173,8 +173,10 @@ public sealed class ConcordEngine : IConcordStore
     {
         var visible = Volatile.Read(ref _visibleRevision);
         if (at is not { } revision) return visible;
+        if (revision < 0) throw new InvalidRequestException($"AtRevision must not be negative (got {revision})");
         if (revision > visible) throw new UnknownRevisionException(revision, visible);
         var oldest = Math.Min(Volatile.Read(ref _oldestReadable), visible);
+        // The exception takes the newest compacted revision, one below the oldest readable.
         if (revision < oldest) throw new RevisionCompactedException(revision, oldest - 1);
         return revision;
     }
@@ -185,7 +187,7 @@ public sealed class ConcordEngine : IConcordStore
     public async ValueTask<WriteResult> PutAsync(string ns, string key, JsonElement value, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Put, key, value, null, options.Expect, options.Ttl);
+        var op = new TxnOp(TxnOpKind.Put, key, value, null, options.Expect, options.Ttl) { Context = options.Context, AllowSiblings = options.AllowSiblings };
         return ToWriteResult(key, await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
     }
 
@@ -193,7 +195,7 @@ public sealed class ConcordEngine : IConcordStore
     public async ValueTask<WriteResult> DeleteAsync(string ns, string key, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Delete, key, default, null, options.Expect);
+        var op = new TxnOp(TxnOpKind.Delete, key, default, null, options.Expect) { Context = options.Context, AllowSiblings = options.AllowSiblings };
         return ToWriteResult(key, await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
     }
 
@@ -202,7 +204,7 @@ public sealed class ConcordEngine : IConcordStore
     {
         ArgumentNullException.ThrowIfNull(patch);
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Patch, key, default, patch, options.Expect, options.Ttl);
+        var op = new TxnOp(TxnOpKind.Patch, key, default, patch, options.Expect, options.Ttl) { Context = options.Context };
         return ToWriteResult(key, await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
     }
 
@@ -326,7 +328,7 @@ public sealed class ConcordEngine : IConcordStore
                 results.Add(new TxnOpResult(TxnOpKind.Get, op.Key, live));
                 continue;
             }
-            var conflict = CheckExpectation(state, op, live, strict, request.Compares);
+            var conflict = CheckExpectation(state, op, live, strict, request.Compares, staged);
             if (conflict is not null) return Conflict(succeeded, i, conflict);
 
             ConcordRecord record;
@@ -344,6 +346,12 @@ public sealed class ConcordEngine : IConcordStore
                     record = new ConcordRecord(op.Key, default, nextVersion, revision, live.CreateRevision, options.Agent, commitTime, null, true);
                     changes.Add(new ChangeEvent(ns, ChangeKind.Delete, record));
                     break;
+                case TxnOpKind.Merge:
+                    var merged = Crdt.CrdtMerge.Merge(op.Key, live?.Value, op.Value);
+                    CheckSize(op.Key, merged);
+                    record = new ConcordRecord(op.Key, merged, nextVersion, revision, createRevision, options.Agent, commitTime, expires ?? live?.ExpiresAt, false);
+                    changes.Add(new ChangeEvent(ns, ChangeKind.Put, record));
+                    break;
                 default:
                     var document = live is null ? new JsonObject() : live.Value.ToNode();
                     var patched = PatchApplier.Apply(document, op.Patch!, out var failedTest);
@@ -360,6 +368,8 @@ public sealed class ConcordEngine : IConcordStore
                     changes.Add(new ChangeEvent(ns, ChangeKind.Put, record));
                     break;
             }
+            record = CausalWrites.Stamp(op, latest, live, record, _options); // dots, contexts, siblings (docs/causality.md)
+            changes[^1] = new ChangeEvent(ns, record.IsDeleted ? ChangeKind.Delete : ChangeKind.Put, record);
             staged[op.Key] = record;
             results.Add(new TxnOpResult(op.Kind, op.Key, record));
         }
@@ -391,20 +401,10 @@ public sealed class ConcordEngine : IConcordStore
     private static string VersionText(ConcordRecord? live) =>
         live is null ? " (absent)" : $" (at version {live.Version}{(live.Writer is null ? "" : $", written by {live.Writer}")})";
 
-    private WriteResult? CheckExpectation(NamespaceState state, TxnOp op, ConcordRecord? live, bool strict, IReadOnlyList<TxnCompare> compares)
+    private WriteResult? CheckExpectation(NamespaceState state, TxnOp op, ConcordRecord? live, bool strict, IReadOnlyList<TxnCompare> compares, Dictionary<string, ConcordRecord> staged)
     {
         var expect = op.Expect;
-        if (expect.Fence is { } fence)
-        {
-            state.Fences.TryGetValue(fence.Lock, out var newest);
-            if (fence.Token != newest)
-            {
-                var why = fence.Token < newest
-                    ? $"fencing token {fence.Token} for lock '{fence.Lock}' is stale; the newest is {newest}"
-                    : $"fencing token {fence.Token} was never issued for lock '{fence.Lock}'";
-                return new WriteResult(op.Key, ConflictKind.StaleFence, live, _lastRevision, message: why);
-            }
-        }
+        if (expect.Fence is { } fence && CheckFence(state, op.Key, fence, live, staged) is { } stale) return stale;
         var currentVersion = live?.Version ?? 0;
         switch (expect.Kind)
         {
@@ -416,11 +416,33 @@ public sealed class ConcordEngine : IConcordStore
                 return new WriteResult(op.Key, ConflictKind.VersionMismatch, live, _lastRevision,
                     message: $"expected '{op.Key}' at version {expect.Version}{(expect.Version == 0 ? " (absent)" : "")} but it is{VersionText(live)}");
         }
-        if (strict && expect.IsBlind && live is not null && op.Kind is TxnOpKind.Put or TxnOpKind.Delete && !IsGuarded(op.Key, compares))
+        if (strict && expect.IsBlind && live is not null && op.Kind is TxnOpKind.Put or TxnOpKind.Delete && !CausalWrites.KeepsSiblings(op, live) && !IsGuarded(op.Key, compares))
         {
             return new WriteResult(op.Key, ConflictKind.BlindWriteRefused, live, _lastRevision,
                 message: $"strict mode refuses a blind {(op.Kind == TxnOpKind.Put ? "overwrite" : "delete")} of '{op.Key}'{VersionText(live)}; state the version you read (If-Match), or use a patch");
         }
+        return null;
+    }
+
+    /// <summary>
+    /// Fencing: the lock record (<c>_sys/locks/{name}</c>, see <c>StoreLockService</c>) carries the newest token issued and
+    /// the floor set by the newest exclusive grant. A token below the floor is stale; one above the counter was never issued.
+    /// </summary>
+    private WriteResult? CheckFence(NamespaceState state, string key, Fence fence, ConcordRecord? live, Dictionary<string, ConcordRecord> staged)
+    {
+        var lockKey = Coordination.Locks.StoreLockService.KeyFor(fence.Lock);
+        var lockRecord = staged.TryGetValue(lockKey, out var s) ? s : state.Keys.TryGetValue(lockKey, out var e) ? e.Latest : null;
+        long issued = 0, floor = 0;
+        if (lockRecord is { IsDeleted: false } && lockRecord.Value.ValueKind == JsonValueKind.Object)
+        {
+            if (lockRecord.Value.TryGetProperty("issued", out var i) && i.TryGetInt64(out var iv)) issued = iv;
+            if (lockRecord.Value.TryGetProperty("floor", out var f) && f.TryGetInt64(out var fv)) floor = fv;
+        }
+        if (fence.Token > issued)
+            return new WriteResult(key, ConflictKind.StaleFence, live, _lastRevision, message: $"fencing token {fence.Token} was never issued for lock '{fence.Lock}' (newest is {issued})");
+        if (fence.Token < floor)
+            return new WriteResult(key, ConflictKind.StaleFence, live, _lastRevision,
+                message: $"fencing token {fence.Token} for lock '{fence.Lock}' is stale: the lock was granted with token {floor} since");
         return null;
     }
 
@@ -622,7 +644,11 @@ public sealed class ConcordEngine : IConcordStore
         try
         {
             foreach (var change in backlog) yield return change;
-            await foreach (var change in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false)) yield return change;
+            await foreach (var change in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                // A FromRevision beyond the current one: live changes before it were not asked for.
+                if (change.Revision >= request.FromRevision) yield return change;
+            }
         }
         finally
         {
