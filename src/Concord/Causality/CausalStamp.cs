@@ -13,6 +13,7 @@ namespace Concord;
 /// <para>Immutable and thread-safe. Encoded on disk and on the wire as
 /// <c>{"dot":["n1",42],"ctx":{"n1":42},"concurrent":true,"siblings":true}</c> (false flags omitted).</para>
 /// </remarks>
+[System.Text.Json.Serialization.JsonConverter(typeof(CausalStampJsonConverter))]
 public sealed class CausalStamp : IEquatable<CausalStamp>
 {
     /// <summary>Creates a stamp. Stores create stamps; user code reads them.</summary>

@@ -31,6 +31,7 @@ public enum CausalOrder
 /// </para>
 /// <para>Immutable and thread-safe. Entries with counter 0 are never stored.</para>
 /// </remarks>
+[System.Text.Json.Serialization.JsonConverter(typeof(VersionVectorJsonConverter))]
 public sealed class VersionVector : IEquatable<VersionVector>
 {
     private readonly KeyValuePair<string, long>[] _entries; // sorted by actor, ordinal; counters > 0

@@ -58,9 +58,27 @@ internal static class CanonicalJson
     /// <summary>The canonical text of <paramref name="e"/>: the identity of a set element.</summary>
     public static string Text(JsonElement e)
     {
-        var buffer = new ArrayBufferWriter<byte>(64);
-        using (var w = new Utf8JsonWriter(buffer)) Write(w, e);
+        // Parsing a large state computes this for every element: reuse one buffer and writer per thread.
+        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(256);
+        var writer = t_writer ??= new Utf8JsonWriter(buffer);
+        buffer.ResetWrittenCount();
+        writer.Reset(buffer);
+        Write(writer, e);
+        writer.Flush();
         return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_buffer;
+    [ThreadStatic] private static Utf8JsonWriter? t_writer;
+
+    /// <summary>The canonical form of <paramref name="e"/> as a detached element, and its text.</summary>
+    public static JsonElement Normalize(JsonElement e, out string text)
+    {
+        text = Text(e);
+        // Stored states are already canonical: then a copy of the element will do, without re-parsing the text.
+        if (e.ValueKind is not (JsonValueKind.Object or JsonValueKind.Array or JsonValueKind.Number) || text == e.GetRawText()) return e.Clone();
+        using var doc = JsonDocument.Parse(text);
+        return doc.RootElement.Clone();
     }
 
     /// <summary>The canonical form of <paramref name="e"/> as a detached element.</summary>

@@ -69,8 +69,10 @@ public abstract class CrdtState : IEquatable<CrdtState>
     /// <summary>The envelope as a detached JSON element (what the store keeps).</summary>
     public JsonElement ToJson()
     {
-        using var doc = JsonDocument.Parse(Encoding.UTF8.GetBytes(ToJsonString()));
-        return doc.RootElement.Clone();
+        if (_canonical is { } cached) return CrdtJson.Detach(Encoding.UTF8.GetBytes(cached));
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(buffer)) WriteTo(w);
+        return CrdtJson.Detach(buffer.WrittenMemory);
     }
 
     /// <summary>The envelope as canonical JSON text.</summary>

@@ -17,10 +17,15 @@ public sealed class ORSet : CrdtState, ICrdt<ORSet>
 {
     internal const string Type = "orset";
 
-    private readonly Dictionary<string, Entry> _entries; // canonical element text → element and its dots
+    // Canonical element text → its dots. Elements are kept as canonical text (their identity) and parsed on access:
+    // merging a large stored set then costs no per-element JSON document.
+    private readonly Dictionary<string, Entry> _entries;
     private readonly DotContext _context;
 
-    private sealed record Entry(JsonElement Element, HashSet<Dot> Dots);
+    private sealed record Entry(string Text, HashSet<Dot> Dots)
+    {
+        public JsonElement Element => CrdtJson.Detach(System.Text.Encoding.UTF8.GetBytes(Text));
+    }
 
     private ORSet(Dictionary<string, Entry> entries, DotContext context)
     {
@@ -67,7 +72,7 @@ public sealed class ORSet : CrdtState, ICrdt<ORSet>
             foreach (var d in existing.Dots) context.Add(d);
         }
         context.Add(dot);
-        var entries = new Dictionary<string, Entry>(StringComparer.Ordinal) { [key] = new Entry(CanonicalJson.Normalize(element), [dot]) };
+        var entries = new Dictionary<string, Entry>(StringComparer.Ordinal) { [key] = new Entry(key, [dot]) };
         return new ORSet(entries, context);
     }
 
@@ -108,15 +113,21 @@ public sealed class ORSet : CrdtState, ICrdt<ORSet>
         var entries = new Dictionary<string, Entry>(StringComparer.Ordinal);
         foreach (var (key, entry) in _entries)
         {
-            var theirs = other._entries.TryGetValue(key, out var o) ? o.Dots : [];
-            var dots = DotKernel.Join(entry.Dots, _context, theirs, other._context);
-            if (dots.Count > 0) entries[key] = new Entry(entry.Element, dots);
+            if (!other._entries.TryGetValue(key, out var o))
+            {
+                // The common case when merging a small delta into a large state: keep the entry as it is.
+                if (!entry.Dots.Any(other._context.Contains)) entries[key] = entry;
+                else if (DotKernel.Join(entry.Dots, _context, [], other._context) is { Count: > 0 } kept) entries[key] = entry with { Dots = kept };
+                continue;
+            }
+            var dots = DotKernel.Join(entry.Dots, _context, o.Dots, other._context);
+            if (dots.Count > 0) entries[key] = entry with { Dots = dots };
         }
         foreach (var (key, entry) in other._entries)
         {
             if (_entries.ContainsKey(key)) continue;
             var dots = DotKernel.Join([], _context, entry.Dots, other._context);
-            if (dots.Count > 0) entries[key] = new Entry(entry.Element, dots);
+            if (dots.Count > 0) entries[key] = entry with { Dots = dots };
         }
         return new ORSet(entries, DotKernel.JoinContexts(_context, other._context));
     }
@@ -127,7 +138,7 @@ public sealed class ORSet : CrdtState, ICrdt<ORSet>
     public override JsonElement ToPlainJson() => CrdtJson.Build(w =>
     {
         w.WriteStartArray();
-        foreach (var (_, entry) in _entries.OrderBy(e => e.Key, StringComparer.Ordinal)) CanonicalJson.Write(w, entry.Element);
+        foreach (var (key, _) in _entries.OrderBy(e => e.Key, StringComparer.Ordinal)) w.WriteRawValue(key, skipInputValidation: true);
         w.WriteEndArray();
     });
 
@@ -139,9 +150,10 @@ public sealed class ORSet : CrdtState, ICrdt<ORSet>
         {
             writer.WriteStartObject();
             writer.WritePropertyName("element");
-            CanonicalJson.Write(writer, entry.Element);
+            writer.WriteRawValue(entry.Text, skipInputValidation: true);
             writer.WriteStartArray("dots");
-            foreach (var d in entry.Dots.Order()) d.WriteTo(writer);
+            if (entry.Dots.Count == 1) entry.Dots.First().WriteTo(writer);
+            else foreach (var d in entry.Dots.Order()) d.WriteTo(writer);
             writer.WriteEndArray();
             writer.WriteEndObject();
         }
@@ -162,11 +174,10 @@ public sealed class ORSet : CrdtState, ICrdt<ORSet>
             foreach (var item in list.EnumerateArray())
             {
                 CrdtJson.RequireObject(item, "an orset entry");
-                var element = CanonicalJson.Normalize(CrdtJson.Property(item, "element", "An orset entry"));
+                var key = CanonicalJson.Text(CrdtJson.Property(item, "element", "An orset entry"));
                 var dotsJson = CrdtJson.Property(item, "dots", "An orset entry");
                 CrdtJson.RequireArray(dotsJson, "orset entry \"dots\"");
-                var key = CanonicalJson.Text(element);
-                if (!entries.TryGetValue(key, out var entry)) entries[key] = entry = new Entry(element, []);
+                if (!entries.TryGetValue(key, out var entry)) entries[key] = entry = new Entry(key, []);
                 foreach (var d in dotsJson.EnumerateArray())
                 {
                     var dot = Dot.Read(d);

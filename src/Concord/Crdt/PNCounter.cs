@@ -51,10 +51,10 @@ public sealed class PNCounter : CrdtState, ICrdt<PNCounter>
     }
 
     /// <summary>Increment totals by replica.</summary>
-    public IReadOnlyDictionary<string, long> Increments => _p;
+    public IReadOnlyDictionary<string, long> Increments => _p.AsReadOnly();
 
     /// <summary>Decrement totals by replica.</summary>
-    public IReadOnlyDictionary<string, long> Decrements => _n;
+    public IReadOnlyDictionary<string, long> Decrements => _n.AsReadOnly();
 
     /// <summary>The delta that adds <paramref name="amount"/> (≥ 0) on behalf of <paramref name="replica"/>.</summary>
     public PNCounter Increment(string replica, long amount = 1)

@@ -14,12 +14,12 @@ public sealed class EngineMergeTests
     public async Task MergeAsync_16TasksTimes200Increments_ExactTotal()
     {
         await using var store = ConcordEngine.CreateInMemory(new ConcordEngineOptions { StrictMode = true });
-        using var start = new ManualResetEventSlim();
+        var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var tasks = Enumerable.Range(0, 16).Select(t => Task.Run(async () =>
         {
             var session = new ConcordSession(store, "t", "agent-" + t);
             var local = PNCounter.Empty; // this task's own contributions: the delta carries its new total
-            start.Wait(Ct);
+            await start.Task.WaitAsync(Ct);
             for (var i = 0; i < 200; i++)
             {
                 var delta = local.Increment("worker-" + t);
@@ -28,7 +28,7 @@ public sealed class EngineMergeTests
                 Assert.True(result.IsApplied);
             }
         }, Ct)).ToList();
-        start.Set();
+        start.SetResult();
         await Task.WhenAll(tasks);
 
         var reader = new ConcordSession(store, "t", "reader");
@@ -53,7 +53,7 @@ public sealed class EngineMergeTests
             }
         }
 
-        using var start = new ManualResetEventSlim();
+        var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var tasks = new List<Task>();
         for (var i = 0; i < 16; i++)
         {
@@ -63,7 +63,7 @@ public sealed class EngineMergeTests
             tasks.Add(Task.Run(async () =>
             {
                 var session = new ConcordSession(store, "t", "remover-" + n);
-                start.Wait(Ct);
+                await start.Task.WaitAsync(Ct);
                 var seen = await session.GetCrdtAsync<ORSet>("set", Ct);
                 observed.SetResult(seen);
                 Assert.True((await session.MergeAsync("set", seen.Remove($"contested-{n}").Merge(seen.Remove($"removed-{n}")), cancellationToken: Ct)).IsApplied);
@@ -75,7 +75,7 @@ public sealed class EngineMergeTests
                 Assert.True((await session.MergeAsync("set", mine.Add("adder-" + n, $"contested-{n}"), cancellationToken: Ct)).IsApplied);
             }, Ct));
         }
-        start.Set();
+        start.SetResult();
         await Task.WhenAll(tasks);
 
         var final = await seeder.GetCrdtAsync<ORSet>("set", Ct);
