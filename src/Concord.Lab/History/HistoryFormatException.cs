@@ -21,13 +21,13 @@ public sealed class HistoryFormatException : Exception
 
     /// <summary>Creates an exception with a message only.</summary>
     public HistoryFormatException()
-        : this("malformed history", null)
+        : this("malformed history", (long?)null)
     {
     }
 
     /// <summary>Creates an exception with a message only.</summary>
     public HistoryFormatException(string message)
-        : this(message, null)
+        : this(message, (long?)null)
     {
     }
 
