@@ -7,4 +7,6 @@ var root = new RootCommand("Concord: shared state and coordination for concurren
     CheckCommand.Create(),
     ServeCommand.Create(),
 };
-return await root.Parse(args).InvokeAsync();
+// SIGTERM/Ctrl+C cancel the command's token; give `serve` time to drain requests and flush the log (its own
+// ShutdownTimeout, 10 s by default) before System.CommandLine would terminate the process (its default is 2 s).
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) });
