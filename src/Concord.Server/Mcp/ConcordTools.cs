@@ -28,6 +28,8 @@ internal sealed class ConcordTools(IConcordStore store, ILockService locks, Auth
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
+        // The text goes to a model: keep '+', quotes and non-ASCII readable instead of \uXXXX escapes.
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
     };
 

@@ -192,9 +192,12 @@ public sealed class Lease : IAsyncDisposable
                 _lost.Cancel();
                 return;
             }
-            _expiry = _time.CreateTimer(static s => ((Lease)s!).MarkLost(), this, due, Timeout.InfiniteTimeSpan);
+            _expiry = _time.CreateTimer(static s => ((Lease)s!).Expire(), this, due, Timeout.InfiniteTimeSpan);
         }
     }
+
+    /// <summary>True when the lease ended by expiry rather than by release.</summary>
+    internal bool ExpiredWhileHeld { get; private set; }
 
     internal void MarkLost()
     {
@@ -210,6 +213,12 @@ public sealed class Lease : IAsyncDisposable
         catch (ObjectDisposedException)
         {
         }
+    }
+
+    private void Expire()
+    {
+        ExpiredWhileHeld = true;
+        MarkLost();
     }
 
     /// <summary>Releases the lease if still held.</summary>

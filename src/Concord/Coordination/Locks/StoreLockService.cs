@@ -41,6 +41,28 @@ public sealed class StoreLockService : ILockService
         var key = KeyFor(name);
         var started = _time.GetUtcNow();
         var deadline = started + request.Wait;
+        using var activity = Diagnostics.ConcordTelemetry.ActivitySource.StartActivity("concord.lock.acquire");
+        activity?.SetTag(Diagnostics.ConcordTelemetry.Tags.Namespace, ns);
+        activity?.SetTag("concord.lock", name);
+        activity?.SetTag(Diagnostics.ConcordTelemetry.Tags.AgentId, request.Owner);
+        var result = await AcquireCoreAsync(ns, name, key, request, deadline, cancellationToken).ConfigureAwait(false);
+        activity?.SetTag("concord.lock.status", result.Status.ToString());
+        if (result.Lease is { } granted)
+        {
+            activity?.SetTag(Diagnostics.ConcordTelemetry.Tags.FenceToken, granted.Token);
+            granted.Lost.Register(static s =>
+            {
+                var l = (Lease)s!;
+                if (l.ExpiredWhileHeld) Diagnostics.ConcordTelemetry.LeasesLost.Add(1);
+            }, granted);
+        }
+        Diagnostics.ConcordTelemetry.LockWait.Record((_time.GetUtcNow() - started).TotalSeconds,
+            new KeyValuePair<string, object?>("concord.lock.status", result.Status.ToString()));
+        return result;
+    }
+
+    private async ValueTask<LockResult> AcquireCoreAsync(string ns, string name, string key, LockRequest request, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
         string? waiterId = null;
         while (true)
         {
