@@ -41,8 +41,16 @@ public static class LabReportWriter
         var original = failure.Original;
         var shrunk = failure.Shrunk;
         text.Append(CultureInfo.InvariantCulture, $"\nFirst failure: {original.Seed.Format()}\n  {original.Verdict.Summary}\n");
-        text.Append(CultureInfo.InvariantCulture,
-            $"\nShrunk in {failure.Replays} replays: {original.AgentCount} → {shrunk.AgentCount} agents, {original.StepCount} → {shrunk.StepCount} steps, {original.Result.Faults} → {shrunk.Result.Faults} faults\n");
+        if (failure.Replays == 0)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"\nNot shrunk: {original.AgentCount} agents, {original.StepCount} steps, {original.Result.Faults} faults\n");
+        }
+        else
+        {
+            text.Append(CultureInfo.InvariantCulture,
+                $"\nShrunk in {failure.Replays} replays: {original.AgentCount} → {shrunk.AgentCount} agents, {original.StepCount} → {shrunk.StepCount} steps, {original.Result.Faults} → {shrunk.Result.Faults} faults\n");
+        }
+
         if (!ReferenceEquals(shrunk, original)) text.Append("  ").Append(shrunk.Verdict.Summary).Append('\n');
         text.Append('\n').Append(shrunk.Result.Format());
         if (shrunk.Verdict.Details is { } details)

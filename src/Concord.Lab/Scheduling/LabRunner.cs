@@ -192,7 +192,7 @@ public static class LabRunner
         var specs = scenario.Agents
             .Select(name => new AgentSpec(name, (agent, ct) => run.RunAgentAsync(agent, context, ct)) { Restart = scenario.Restart })
             .ToList();
-        var result = await scheduler.RunAsync(specs, cancellationToken).ConfigureAwait(false);
+        var result = scheduler.Run(specs, cancellationToken); // blocks briefly: a run is CPU-bound and short, and an await would cost a thread-pool hop per schedule
         var verdict = result.Failure is { } failure
             ? LabVerdict.Fail(result.Escaped ? "escape" : "error", failure)
             : await run.VerifyAsync(context, result, cancellationToken).ConfigureAwait(false);
