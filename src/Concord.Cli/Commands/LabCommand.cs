@@ -76,10 +76,17 @@ internal static class LabCommand
             await output.WriteLineAsync(parseResult.GetValue(json)
                 ? LabReportWriter.FormatJson(report, s.Description)
                 : LabReportWriter.FormatText(report, s.Description, $"concord lab run {s.Name} --mode {s.Mode}").TrimEnd()).ConfigureAwait(false);
-            if (parseResult.GetValue(history) is { } path && report.FirstFailure is { } failure)
+            if (parseResult.GetValue(history) is { } path)
             {
-                HistoryWriter.WriteFile(failure.Shrunk.Result.History, path);
-                await error.WriteLineAsync($"history of the shrunk failure written to {path} (check it: concord check {path})").ConfigureAwait(false);
+                if (report.FirstFailure is { } failure)
+                {
+                    HistoryWriter.WriteFile(failure.Shrunk.Result.History, path);
+                    await error.WriteLineAsync($"history of the shrunk failure written to {path} (check it: concord check {path})").ConfigureAwait(false);
+                }
+                else
+                {
+                    await error.WriteLineAsync($"no schedule failed: no history written to {path}").ConfigureAwait(false);
+                }
             }
 
             return report.Failed > 0 ? ExitFailed : ExitPassed;
