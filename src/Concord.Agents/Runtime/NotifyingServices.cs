@@ -6,7 +6,7 @@ namespace Concord.Agents.Runtime;
 
 /// <summary>
 /// The runtime's view of the queues: every call goes to the inner service, and a change that can make a task leasable
-/// (enqueue, nack, ack promoting a group's next task, requeue, reclaim) wakes the runtime's workers of that queue before
+/// (enqueue, nack, ack promoting a group's next task or ending a lease, requeue, reclaim) wakes the runtime's workers of that queue before
 /// the call returns, so the handoff is event-driven and, under a virtual clock, deterministic.
 /// </summary>
 internal sealed class NotifyingQueueService(IQueueService inner, AgentRuntime runtime) : IQueueService
@@ -29,7 +29,8 @@ internal sealed class NotifyingQueueService(IQueueService inner, AgentRuntime ru
     public async ValueTask<AckResult> AckAsync(QueueLease lease, IReadOnlyList<TxnOp>? effects = null, CancellationToken cancellationToken = default)
     {
         var result = await inner.AckAsync(lease, effects, cancellationToken).ConfigureAwait(false);
-        if (result.IsAcked && lease.Group is not null) Changed(lease.Namespace, lease.Queue);
+        // An ack can promote a group's next task, and it ends a lease idle workers may be waiting out: let them look again.
+        if (result.IsAcked) Changed(lease.Namespace, lease.Queue);
         return result;
     }
 
