@@ -150,7 +150,8 @@ public sealed class ResearchMemoryScenario : IAgentScenario
             var recommendation = findings.Any(f => f.StartsWith("SAFETY", StringComparison.Ordinal)) ? Stop : Proceed;
             var total = Specialists.Sum(s => s.Findings.Length);
             verdict = new DownstreamVerdict("reviewer", $"{findings.Count} of {total} findings",
-                $"recommends: {recommendation}", $"{total} findings; recommends: {Stop}", findings.Count == total && recommendation == Stop);
+                $"a report on {findings.Count} findings that recommends: {recommendation}", $"a report on all {total} findings that recommends: {Stop}",
+                findings.Count == total && recommendation == Stop);
             ctx.AddEffect(TxnOp.Put(ReportKey, ScenarioKit.Json(new { findings = findings.Count, recommendation }), Expect.Absent));
         });
 

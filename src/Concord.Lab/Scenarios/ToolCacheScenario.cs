@@ -136,7 +136,7 @@ public sealed class ToolCacheScenario : IAgentScenario
                     conflicts += mine;
                     lines[agent] = new ScenarioAgentLine(agent,
                         $"{string.Join(" → ", steps)}{(mine > 0 ? $" ({mine} conflict{(mine == 1 ? "" : "s")}, redone on the current cache)" : "")}" +
-                        $"{(written.ValueKind == JsonValueKind.Object ? $" → v{written.GetProperty("version").GetInt64()}" : "")} at {ScenarioKit.Seconds(ctx.Time.GetUtcNow())}: \"{response.Text}\"",
+                        $"{(written.ValueKind == JsonValueKind.Object ? $" → v{written.GetProperty("version").GetInt64()}" : "")}; answered at {ScenarioKit.Seconds(ctx.Time.GetUtcNow())}: \"{response.Text}\"",
                         true);
                 }
                 await ctx.PublishAsync("fx-quotes", "quoted", new { currency }, ct).ConfigureAwait(false);
