@@ -1,166 +1,188 @@
 using System.Globalization;
-using System.Text.Json;
-using Concord.Lab.History;
-using Concord.Lab.Scheduling;
 
 namespace Concord.Lab.Scenarios;
 
 /// <summary>
-/// Write skew in miniature: a team budget of 100 and two agents (alice, bob) that each check what has been spent,
-/// think, and spend 60 if it still fits, each on its own key. Per-key compare-and-swap cannot help (they write
-/// different keys), so the naive mode overspends on some schedules; a serializable <c>RunTransactionAsync</c> (reads
-/// validated at commit) never does.
+/// A shared budget: two agents each check how much of the quarter's budget is left, think (0.5–2 s), and spend if their
+/// purchase fits. Each check is right when made, but both pass against the same remainder, and the two spends, written to
+/// different keys, overspend the budget: write skew. Per-key versions cannot see it (the keys differ); a serializable
+/// transaction that read the spend range refuses the second commit, and the retried decision declines.
 /// </summary>
-/// <remarks>Each agent's check-then-spend is recorded as one <c>txn</c>, so the isolation checker reports the G2-item cycle.</remarks>
-public sealed class BudgetScenario(bool serializable) : LabScenario
+/// <remarks>Deterministic for a seed on a fresh store: the agents run on the agent runtime in virtual time.</remarks>
+public sealed class BudgetScenario : IAgentScenario
 {
-    /// <summary>The budget.</summary>
-    public const int Limit = 100;
+    /// <summary>The budget: <c>{"limit":1000}</c>.</summary>
+    public const string BudgetKey = "budget/q3";
 
-    /// <summary>What each agent wants to spend.</summary>
-    public const int Spend = 60;
+    /// <summary>Spends live under this prefix, one key each.</summary>
+    public const string SpendPrefix = "budget/q3/spend/";
 
-    /// <summary>The key holding what <paramref name="agent"/> has spent: <c>{"amount": n}</c>.</summary>
-    public static string KeyOf(string agent) => "budget/spent/" + agent;
+    /// <summary>The quarter's limit.</summary>
+    public const int Limit = 1000;
 
-    /// <inheritdoc />
-    public override string Name => "budget";
+    /// <summary>Already spent before the agents run.</summary>
+    public const int AlreadySpent = 400;
 
-    /// <inheritdoc />
-    public override string Mode => serializable ? "serializable" : "naive";
+    /// <summary>The agents and what each wants to buy.</summary>
+    public static IReadOnlyList<(string Agent, int Amount, string Item)> Requests { get; } =
+    [
+        ("marketing", 500, "ad campaign"),
+        ("infra", 450, "GPU hours"),
+    ];
 
-    /// <inheritdoc />
-    public override string Description => serializable
-        ? $"alice and bob each check the team budget ({Limit}) and spend {Spend} if it fits, in a serializable optimistic transaction"
-        : $"alice and bob each read what has been spent, think, and spend {Spend} if it still fits the budget of {Limit} (each writes only its own key, with compare-and-swap)";
-
-    /// <inheritdoc />
-    public override bool ExpectedToPass => serializable;
-
-    /// <inheritdoc />
-    public override string FailurePhrase => "overspent the budget (write skew)";
-
-    /// <inheritdoc />
-    public override IReadOnlyList<string> Agents { get; } = ["alice", "bob"];
-
-    /// <inheritdoc />
-    public override string? HistoryModel => "txn";
-
-    /// <inheritdoc />
-    public override LabScenarioRun CreateRun() => new Run(this, serializable);
-
-    private static JsonElement Amount(long amount) => JsonSerializer.SerializeToElement(new { amount });
-
-    private static long AmountOf(ConcordRecord? record) =>
-        record is { IsDeleted: false } && record.Value.TryGetProperty("amount", out var a) ? a.GetInt64() : 0;
-
-    private sealed class Run(BudgetScenario scenario, bool serializable) : LabScenarioRun
+    /// <summary>Creates the scenario: <paramref name="seed"/> fixes start offsets (0–0.3 s) and think times (0.5–2 s).</summary>
+    public BudgetScenario(int seed)
     {
-        private const int SetupProcess = 10_000;
-        private static readonly (TimeSpan Min, TimeSpan Max) Think = (TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(1500));
-
-        public override async ValueTask SetupAsync(LabRunContext context, CancellationToken cancellationToken)
+        Seed = seed;
+        Plans = [.. Requests.Select((_, i) =>
         {
-            var keys = scenario.Agents.Select(KeyOf).ToArray();
-            using var txn = TxnRecording.Begin(context.History, SetupProcess, "setup", [.. keys.Select(k => MicroOp.Write(k, Amount(0)))]);
-            foreach (var key in keys)
-            {
-                var write = await context.Backend.PutAsync(context.Namespace, key, Amount(0), new WriteOptions { Expect = Expect.Absent, Agent = "setup" }, cancellationToken).ConfigureAwait(false);
-                txn.Wrote(write.Record!);
-            }
-
-            txn.Ok();
-        }
-
-        public override async Task RunAgentAsync(LabAgent agent, LabRunContext context, CancellationToken cancellationToken)
-        {
-            var session = agent.Session(context.Store, context.Namespace);
-            var keys = scenario.Agents.Select(KeyOf).ToList();
-            var mine = KeyOf(agent.Name);
-            using var txn = TxnRecording.Begin(agent, [.. keys.Select(k => MicroOp.Read(k)), MicroOp.Write(mine, Amount(Spend))]);
-            if (!serializable)
-            {
-                var reads = new Dictionary<string, ConcordRecord?>(StringComparer.Ordinal);
-                foreach (var key in keys)
-                {
-                    reads[key] = await session.GetAsync(key, cancellationToken).ConfigureAwait(false);
-                    txn.Read(key, reads[key]);
-                }
-
-                await agent.ThinkAsync($"approve spending {Spend}?", Think.Min, Think.Max, cancellationToken).ConfigureAwait(false);
-                if (reads.Values.Sum(AmountOf) + Spend <= Limit)
-                {
-                    var own = reads[mine];
-                    var write = await session.PutAsync(mine, Amount(AmountOf(own) + Spend), Expect.Version(own?.Version ?? 0), cancellationToken: cancellationToken).ConfigureAwait(false);
-                    if (!write.IsApplied)
-                    {
-                        txn.Fail(write.ToString());
-                        return;
-                    }
-
-                    txn.Wrote(write.Record!);
-                }
-
-                txn.Ok();
-                return;
-            }
-
-            long? wroteVersion = null;
-            JsonElement wroteValue = default;
-            var commit = await session.RunTransactionAsync(async (tx, ct) =>
-            {
-                txn.Reset();
-                wroteVersion = null;
-                var total = 0L;
-                ConcordRecord? own = null;
-                foreach (var key in keys)
-                {
-                    var record = await tx.GetAsync(key, ct).ConfigureAwait(false);
-                    txn.Read(key, record);
-                    total += AmountOf(record);
-                    if (key == mine) own = record;
-                }
-
-                await agent.ThinkAsync($"approve spending {Spend}?", Think.Min, Think.Max, ct).ConfigureAwait(false);
-                if (total + Spend <= Limit)
-                {
-                    wroteValue = Amount(AmountOf(own) + Spend);
-                    tx.Put(mine, wroteValue);
-                    // The commit validates that the own key is unchanged since the read, so it creates the next version.
-                    wroteVersion = (own?.Version ?? 0) + 1;
-                }
-            }, cancellationToken: cancellationToken).ConfigureAwait(false);
-
-            if (!commit.Committed)
-            {
-                txn.Fail(commit.Message);
-                return;
-            }
-
-            if (wroteVersion is { } version)
-            {
-                var written = await context.Backend.GetAsync(context.Namespace, mine, new ReadOptions { AtRevision = commit.Revision }, cancellationToken).ConfigureAwait(false);
-                txn.Wrote(written ?? throw new InvalidOperationException($"{mine} vanished after commit"));
-                if (written.Version != version) throw new InvalidOperationException($"{mine} is at v{written.Version} after commit, expected v{version}");
-            }
-
-            txn.Ok();
-        }
-
-        public override async ValueTask<LabVerdict> VerifyAsync(LabRunContext context, ScheduleResult result, CancellationToken cancellationToken)
-        {
-            var spent = new List<(string Agent, long Amount)>();
-            foreach (var agent in scenario.Agents)
-            {
-                spent.Add((agent, AmountOf(await context.Backend.GetAsync(context.Namespace, KeyOf(agent), null, cancellationToken).ConfigureAwait(false))));
-            }
-
-            var total = spent.Sum(s => s.Amount);
-            var detail = string.Join(", ", spent.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Agent} {s.Amount}")));
-            return total <= Limit
-                ? LabVerdict.Pass(string.Create(CultureInfo.InvariantCulture, $"{total} of {Limit} spent ({detail})"))
-                : LabVerdict.Fail("write-skew", string.Create(CultureInfo.InvariantCulture,
-                    $"{total} spent of a budget of {Limit} ({detail}): each agent checked the budget before the other's spend was visible, and each spend was valid on its own"));
-        }
+            var random = new Random(ScenarioRandom.Derive(seed, i));
+            return (ScenarioRandom.Milliseconds(random, 0, 300), ScenarioRandom.Milliseconds(random, 500, 2000));
+        })];
     }
+
+    /// <inheritdoc />
+    public string Name => "budget";
+
+    /// <inheritdoc />
+    public string Title => "shared budget (write skew)";
+
+    /// <inheritdoc />
+    public string Story =>
+        $"The Q3 budget is {Usd(Limit)}; {Usd(AlreadySpent)} is already spent. Two agents get purchase requests at once: marketing wants " +
+        $"{Usd(500)} (ad campaign), infra {Usd(450)} (GPU hours). Each checks what is left, thinks 0.5–2 s (an LLM call, virtual time) and " +
+        "spends if the purchase fits. Then a finance agent audits the quarter.";
+
+    /// <inheritdoc />
+    public int Seed { get; }
+
+    /// <summary>Per agent: start offset and think time.</summary>
+    public IReadOnlyList<(TimeSpan Start, TimeSpan Think)> Plans { get; }
+
+    /// <inheritdoc />
+    public IReadOnlyList<ConcurrencyMode> Modes { get; } = [ConcurrencyMode.Naive, ConcurrencyMode.Optimistic, ConcurrencyMode.Serializable];
+
+    /// <inheritdoc />
+    public bool IsSafe(ConcurrencyMode mode) => mode == ConcurrencyMode.Serializable;
+
+    private sealed record Decision(string Agent, int Remaining, DateTimeOffset CheckedAt, bool Spent, DateTimeOffset At, int Attempts);
+
+    /// <inheritdoc />
+    public async Task<ScenarioRun> RunAsync(IConcordStore store, string ns, ConcurrencyMode mode, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        if (!Modes.Contains(mode)) throw new ArgumentOutOfRangeException(nameof(mode), mode, "budget supports naive, optimistic and serializable");
+        await ScenarioKit.ClearAsync(store, ns, cancellationToken).ConfigureAwait(false);
+        await store.PutAsync(ns, BudgetKey, ScenarioKit.Json(new { limit = Limit }), new WriteOptions { Expect = Expect.Absent, Agent = "cfo" }, cancellationToken).ConfigureAwait(false);
+        await store.PutAsync(ns, SpendPrefix + "ops-1", ScenarioKit.Json(new { amount = AlreadySpent, by = "ops", item = "cloud bill" }),
+            new WriteOptions { Expect = Expect.Absent, Agent = "ops" }, cancellationToken).ConfigureAwait(false);
+
+        var (runtime, time) = ScenarioKit.NewRuntime(store, ns, Seed);
+        var gate = new Lock();
+        var decisions = new List<Decision>();
+        runtime.AddAgent("cfo", "CFO").OnStart(async (ctx, ct) =>
+        {
+            foreach (var (agent, amount, item) in Requests) await ctx.EnqueueAsync("purchases." + agent, new { amount, item }, cancellationToken: ct).ConfigureAwait(false);
+        });
+        for (var i = 0; i < Requests.Count; i++)
+        {
+            var (agent, amount, item) = Requests[i];
+            var (start, think) = Plans[i];
+            runtime.AddAgent(agent).OnTask("purchases." + agent, async (ctx, ct) =>
+            {
+                await ctx.DelayAsync(start, ct).ConfigureAwait(false);
+                var spendKey = SpendPrefix + agent + "-1";
+                var spend = ScenarioKit.Json(new { amount, by = agent, item });
+                if (mode == ConcurrencyMode.Serializable)
+                {
+                    var remaining = 0;
+                    var checkedAt = ctx.Time.GetUtcNow();
+                    var spent = false;
+                    var commit = await ctx.Session.RunTransactionAsync(async (tx, c) =>
+                    {
+                        // Reads inside the transaction are recorded: the budget key and the whole spend range (no phantoms).
+                        var budget = await tx.GetAsync(BudgetKey, c).ConfigureAwait(false);
+                        var spends = await tx.ListAsync(SpendPrefix, c).ConfigureAwait(false);
+                        remaining = budget!.Value.GetProperty("limit").GetInt32() - spends.Sum(s => s.Value.GetProperty("amount").GetInt32());
+                        checkedAt = ctx.Time.GetUtcNow();
+                        await ctx.DelayAsync(think, c).ConfigureAwait(false);
+                        spent = amount <= remaining;
+                        if (spent) tx.Put(spendKey, spend);
+                    }, cancellationToken: ct).ConfigureAwait(false);
+                    lock (gate) decisions.Add(new Decision(agent, remaining, checkedAt, spent && commit.Committed, ctx.Time.GetUtcNow(), commit.Attempts));
+                    return;
+                }
+                var limit = (await ctx.Session.GetAsync(BudgetKey, ct).ConfigureAwait(false))!.Value.GetProperty("limit").GetInt32();
+                var page = await ctx.Session.ListAsync(SpendPrefix, cancellationToken: ct).ConfigureAwait(false);
+                var left = limit - page.Records.Sum(s => s.Value.GetProperty("amount").GetInt32());
+                var at = ctx.Time.GetUtcNow();
+                await ctx.DelayAsync(think, ct).ConfigureAwait(false);
+                var ok = amount <= left;
+                if (ok)
+                {
+                    // Optimistic: the spend's own key is version-checked (create-only), which is all a per-key check can say.
+                    var write = await ctx.Session.PutAsync(spendKey, spend, mode == ConcurrencyMode.Naive ? Expect.Any : Expect.Absent, cancellationToken: ct).ConfigureAwait(false);
+                    ok = write.IsApplied;
+                }
+                lock (gate) decisions.Add(new Decision(agent, left, at, ok, ctx.Time.GetUtcNow(), 1));
+            });
+        }
+
+        var elapsed = await time.RunAsync(runtime.CreateFlows(), cancellationToken).ConfigureAwait(false);
+
+        var audit = new ConcordSession(store, ns, "finance");
+        var spends = (await audit.ListAsync(SpendPrefix, cancellationToken: cancellationToken).ConfigureAwait(false)).Records;
+        var total = spends.Sum(s => s.Value.GetProperty("amount").GetInt32());
+        var lost = new List<string>();
+        var ordered = decisions.Where(d => d.Spent).OrderBy(d => d.At).ToList();
+        if (total > Limit && ordered.Count >= 2)
+        {
+            var first = ordered[0];
+            var second = ordered[1];
+            lost.Add($"{second.Agent} checked at {ScenarioKit.Seconds(second.CheckedAt)} that {Usd(second.Remaining)} was left, before {first.Agent}'s spend " +
+                     $"({ScenarioKit.Seconds(first.At)}); {first.Agent} had seen {Usd(first.Remaining)} too. Each check was true when made; together they spent " +
+                     $"{Usd(Requests.Where(r => ordered.Any(o => o.Agent == r.Agent)).Sum(r => r.Amount))} of the {Usd(Limit - AlreadySpent)} left: " +
+                     $"the budget is overspent by {Usd(total - Limit)}");
+        }
+        var lines = Requests.Select(r =>
+        {
+            var d = decisions.FirstOrDefault(x => x.Agent == r.Agent);
+            if (d is null) return new ScenarioAgentLine(r.Agent, "did not decide", false);
+            var did = $"saw {Usd(d.Remaining)} left at {ScenarioKit.Seconds(d.CheckedAt)}" +
+                      (d.Attempts > 1 ? $" (after {d.Attempts - 1} refused commit{(d.Attempts == 2 ? "" : "s")}: the spend range changed)" : "") +
+                      (d.Spent ? $", spent {Usd(r.Amount)} on {r.Item} at {ScenarioKit.Seconds(d.At)}" : $", declined {Usd(r.Amount)} ({r.Item}): it does not fit");
+            return new ScenarioAgentLine(r.Agent, did, total <= Limit);
+        }).ToList();
+        var conflicts = decisions.Sum(d => d.Attempts - 1);
+        var expectedOutput = $"within budget: spent at most {Usd(Limit)}";
+        return new ScenarioRun
+        {
+            Scenario = Name,
+            Mode = mode,
+            Namespace = ns,
+            Agents = lines,
+            Lost = lost,
+            Explanation = mode switch
+            {
+                ConcurrencyMode.Naive when lost.Count > 0 =>
+                    "Write skew: each agent checked the remaining budget, then wrote its own spend record. The two writes touch different keys, so neither " +
+                    "overwrote anything, and the invariant (spends ≤ limit) broke between them.",
+                ConcurrencyMode.Optimistic when lost.Count > 0 =>
+                    "Per-key versions did not help: each spend was a version-checked create of its own key and both were valid. The conflict is between " +
+                    "what one agent read (the spend range) and what the other wrote: only a transaction that validates its reads catches it.",
+                ConcurrencyMode.Serializable =>
+                    $"Each decision ran in a serializable transaction that read the budget and the whole spend range; {(conflicts == 0 ? "no commit was refused this time" : $"the later commit was refused ({conflicts}×: the range it read had changed)")}, " +
+                    "re-ran on the new total and declined what no longer fit.",
+                _ => "This seed's timing kept the budget: the unsafe code is still wrong, only lucky.",
+            },
+            Downstream = new DownstreamVerdict("finance", $"{spends.Count} spends, total {Usd(total)} against a limit of {Usd(Limit)}",
+                total <= Limit ? $"within budget: spent {Usd(total)} of {Usd(Limit)}" : $"over budget by {Usd(total - Limit)}: the quarter's card is declined and the overspend goes to review",
+                expectedOutput, total <= Limit),
+            Conflicts = conflicts,
+            Final = ScenarioKit.Json(spends.ToDictionary(s => s.Key, s => s.Value)),
+            VirtualMs = (long)elapsed.TotalMilliseconds,
+        };
+    }
+
+    private static string Usd(int amount) => "$" + amount.ToString("N0", CultureInfo.InvariantCulture);
 }

@@ -48,7 +48,7 @@ public static class LabScenarios
         {
             ("account", _) => new AccountLabScenario(Enum.Parse<ConcurrencyMode>(chosen, ignoreCase: true)),
             ("counter", _) => new CounterLabScenario(Enum.Parse<ConcurrencyMode>(chosen, ignoreCase: true)),
-            ("budget", _) => new BudgetScenario(serializable: chosen == "serializable"),
+            ("budget", _) => new BudgetLabScenario(serializable: chosen == "serializable"),
             _ => new RetryCounterScenario(idempotent: chosen == "idempotent"),
         };
         error = "";

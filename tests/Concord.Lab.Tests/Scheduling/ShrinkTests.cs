@@ -58,7 +58,7 @@ public sealed class ShrinkTests
     [Fact]
     public async Task Shrink_WriteSkew_StaysAWriteSkewBetweenTwoAgents()
     {
-        var scenario = new BudgetScenario(serializable: false);
+        var scenario = new BudgetLabScenario(serializable: false);
         var failing = await FirstFailureAsync(scenario, "random");
 
         var shrunk = (await LabRunner.ShrinkAsync(scenario, failing, cancellationToken: Token)).Shrunk;
