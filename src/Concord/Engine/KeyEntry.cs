@@ -19,7 +19,8 @@ internal sealed class KeyEntry(string key)
     /// <summary>Newest version with revision ≤ <paramref name="revision"/>; null when none is retained.</summary>
     public ConcordRecord? At(long revision)
     {
-        for (var node = _head; node is not null; node = node.Older)
+        // Acquire reads: a reader that sees a trimmed link also sees the oldest-readable revision published before it.
+        for (var node = _head; node is not null; node = Volatile.Read(ref node.Older))
         {
             if (node.Record.Revision <= revision) return node.Record;
         }
@@ -35,7 +36,7 @@ internal sealed class KeyEntry(string key)
         {
             if (node.Record.Revision <= compactRevision)
             {
-                node.Older = null;
+                Volatile.Write(ref node.Older, null);
                 break;
             }
         }
