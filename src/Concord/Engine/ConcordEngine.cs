@@ -418,11 +418,7 @@ public sealed class ConcordEngine : IConcordStore
     {
         KeyRules.ValidateNamespace(ns);
         ArgumentNullException.ThrowIfNull(request);
-        if (request.Key is not null && request.Prefix.Length > 0)
-            throw new InvalidRequestException($"Watch either a Key or a Prefix, not both (Key '{request.Key}', Prefix '{request.Prefix}')");
-        if (request.Key is not null) KeyRules.ValidateKey(request.Key);
-        else KeyRules.ValidatePrefix(request.Prefix);
-        if (request.FromRevision < 0) throw new InvalidRequestException("FromRevision must not be negative");
+        request.Validate();
         ThrowIfDisposed();
 
         var channel = Channel.CreateBounded<ChangeEvent>(new BoundedChannelOptions(_options.WatchBufferSize)
