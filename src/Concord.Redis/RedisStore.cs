@@ -432,9 +432,7 @@ public sealed class RedisStore : IConcordStore
     {
         KeyRules.ValidateNamespace(ns);
         ArgumentNullException.ThrowIfNull(request);
-        if (request.Key is not null) KeyRules.ValidateKey(request.Key);
-        else KeyRules.ValidatePrefix(request.Prefix);
-        if (request.FromRevision < 0) throw new InvalidRequestException("FromRevision must not be negative");
+        request.Validate();
         var (revision, oldest) = await ReadMetaAsync().ConfigureAwait(false);
         string position;
         if (request.FromRevision == 0) position = $"{revision}-{int.MaxValue}";
