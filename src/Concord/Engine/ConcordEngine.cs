@@ -279,10 +279,8 @@ public sealed class ConcordEngine : IConcordStore
 
     private void CheckSize(string key, JsonElement value)
     {
-        // Raw text length is an upper bound of the minified size; only measure exactly when it might exceed the limit.
-        var raw = value.GetRawText();
-        if (raw.Length <= _options.MaxValueBytes / 3) return;
-        var size = System.Text.Encoding.UTF8.GetByteCount(raw);
+        // The raw UTF-8 length is an upper bound of the minified size, read without copying the text (this runs on every put).
+        var size = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(value).Length;
         if (size > _options.MaxValueBytes) throw new ValueTooLargeException(key, size, _options.MaxValueBytes);
     }
 
