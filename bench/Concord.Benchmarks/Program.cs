@@ -8,7 +8,7 @@ using Concord.Benchmarks.Report;
 // dotnet run -c Release --project bench/Concord.Benchmarks -- [BenchmarkDotNet args]   micro-benchmarks (PointOpsBenchmarks)
 //                                                           -- load contention|durable|memory|all [--quick]   load figures
 //                                                           -- report --load FILE --bdn DIR --out FILE   docs/benchmarks.md
-//                                                           -- spin get|put|patch [--seconds N]   a loop to profile
+//                                                           -- spin get|put|patch [--seconds N] [--retain N]   a loop to profile
 return args switch
 {
     ["load", .. var rest] => LoadCommand.Run(rest),

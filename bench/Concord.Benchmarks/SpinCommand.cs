@@ -3,7 +3,7 @@ using System.Diagnostics;
 namespace Concord.Benchmarks;
 
 /// <summary>
-/// <c>spin get|put|patch [--seconds N]</c>: runs one <see cref="PointOpsBenchmarks"/> operation in a tight loop and prints
+/// <c>spin get|put|patch|dict-get|dict-put [--seconds N] [--retain REVISIONS]</c>: runs one <see cref="PointOpsBenchmarks"/> operation in a tight loop and prints
 /// ns/op and allocated bytes/op — a target to attach a profiler to (<c>perf record</c> with
 /// <c>DOTNET_PerfMapEnabled=1</c>, dotnet-trace) and a quick before/after check that needs no BenchmarkDotNet run.
 /// </summary>
@@ -11,8 +11,17 @@ internal static class SpinCommand
 {
     public static int Run(string[] args)
     {
-        var seconds = args.Length >= 3 && args[1] == "--seconds" && double.TryParse(args[2], System.Globalization.CultureInfo.InvariantCulture, out var s) ? s : 5;
+        double seconds = 5;
         var bench = new PointOpsBenchmarks();
+        for (var i = 1; i + 1 < args.Length; i += 2)
+        {
+            switch (args[i])
+            {
+                case "--seconds": seconds = double.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
+                case "--retain": bench.RetainedRevisions = long.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
+                default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
+            }
+        }
         bench.Setup();
         Func<object?> operation = args.FirstOrDefault() switch
         {
@@ -25,7 +34,7 @@ internal static class SpinCommand
         };
         if (operation is null)
         {
-            Console.Error.WriteLine("usage: spin get|put|patch|dict-get|dict-put [--seconds N]");
+            Console.Error.WriteLine("usage: spin get|put|patch|dict-get|dict-put [--seconds N] [--retain REVISIONS]");
             return 2;
         }
         // Warm up past tiered compilation, then measure in rounds so a noisy neighbour shows as spread.
@@ -36,6 +45,7 @@ internal static class SpinCommand
         long total = 0;
         // CPU time (all threads, GC included) is far less disturbed by a busy machine than wall time.
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var pauseBefore = GC.GetTotalPauseDuration();
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed.TotalSeconds < seconds)
         {
@@ -46,8 +56,9 @@ internal static class SpinCommand
         }
         var allocated = (GC.GetAllocatedBytesForCurrentThread() - allocatedBefore) / (double)total;
         var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalNanoseconds / total;
+        var pause = (GC.GetTotalPauseDuration() - pauseBefore).TotalNanoseconds / total;
         bench.Cleanup();
-        Console.WriteLine($"{args[0]}: median {Load.Stats.Median(rounds):0.0} ns/op (min {rounds.Min():0.0}, max {rounds.Max():0.0}) over {total:N0} ops, {cpu:0.0} ns/op of CPU, {allocated:0} B/op allocated, gen0/1/2 = {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}");
+        Console.WriteLine($"{args[0]}: median {Load.Stats.Median(rounds):0.0} ns/op (min {rounds.Min():0.0}, max {rounds.Max():0.0}) over {total:N0} ops, {cpu:0.0} ns/op of CPU, {pause:0.0} ns/op in GC pauses, {allocated:0} B/op allocated, gen0/1/2 = {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}");
         return 0;
     }
 }
