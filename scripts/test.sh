@@ -9,7 +9,7 @@ RESULTS="$ROOT/artifacts/test-results"
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 
-"$ROOT/scripts/ensure-deps.sh"
+. "$ROOT/scripts/ensure-deps.sh"   # sourced: exports CONCORD_PG and CONCORD_REDIS
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build "$ROOT/Concord.slnx" -c Release -warnaserror -nologo -v quiet
@@ -19,9 +19,9 @@ for project in tests/*.Tests; do
   name=$(basename "$project")
   exe="$ROOT/$project/bin/Release/net10.0/$name"
   echo "== $name"
-  # xunit.v3 test projects are executables on Microsoft.Testing.Platform.
-  if ! "$exe" --results-directory "$RESULTS/$name" --report-xunit-trx --report-xunit-trx-filename "$name.trx" \
-       --no-progress ${CONCORD_TEST_FILTER:+--filter-query "$CONCORD_TEST_FILTER"}; then
+  # xunit.v3 test projects are self-hosting executables; CONCORD_TEST_ARGS passes filters (e.g. -class "*Lock*").
+  # shellcheck disable=SC2086
+  if ! "$exe" -result-trx "$RESULTS/$name.trx" -noColor ${CONCORD_TEST_ARGS:-}; then
     status=1
   fi
 done

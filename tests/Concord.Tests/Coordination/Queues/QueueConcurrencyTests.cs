@@ -1,0 +1,199 @@
+using System.Collections.Concurrent;
+using System.Text.Json.Nodes;
+using Concord.Coordination.Queues;
+
+namespace Concord.Tests.Coordination.Queues;
+
+/// <summary>
+/// Real concurrency, real time: producers and crashing consumers race on one queue. Checks exactly-once effects (the
+/// effect commits with the ack), and for groups: no overlap and FIFO, both from the consumers' timeline and from the
+/// store's own change history of the in-flight index. Bounded by task counts, not by time.
+/// </summary>
+public abstract class QueueConcurrencyTests : StoreTestBase
+{
+    private const string Ns = "stress";
+    private const string Queue = "work";
+    private static readonly TimeSpan Visibility = TimeSpan.FromMilliseconds(150);
+
+    protected override bool UseRealTime => true;
+
+    protected abstract int TaskCount { get; }
+
+    private sealed record Enqueued(int Seq, string TaskId, string? Group, long Revision);
+
+    private sealed record Span(string TaskId, string? Group, long Start, long End);
+
+    [Fact]
+    public async Task CrashingConsumers_EveryEffectExactlyOnce_GroupsNeverOverlapAndRunFifo()
+    {
+        var service = new StoreQueueService(Store, new QueueServiceOptions { TimeProvider = TimeProvider.System, DefaultMaxAttempts = 10_000 });
+        // Safety net only (a hang would otherwise block the run); the assertions below do not depend on timing.
+        using var safety = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        safety.CancelAfter(TimeSpan.FromSeconds(90));
+        var ct = safety.Token;
+        string?[] groups = ["acct/1", "acct/2", "acct/3", "acct/4", "acct/5", null, null];
+        const int producers = 2, consumers = 6;
+        var enqueued = new ConcurrentBag<Enqueued>();
+        var spans = new ConcurrentBag<Span>();
+        var acked = 0;
+        var crashes = 0;
+        var staleRefusals = 0;
+
+        var producerTasks = Enumerable.Range(0, producers).Select(p => Task.Run(async () =>
+        {
+            for (var seq = p; seq < TaskCount; seq += producers)
+            {
+                var group = groups[seq % groups.Length];
+                var r = await service.EnqueueAsync(Ns, Queue, J(new { seq }), new EnqueueOptions { Group = group }, ct);
+                Assert.True(r.IsEnqueued);
+                enqueued.Add(new Enqueued(seq, r.TaskId, group, r.Revision));
+            }
+        }, ct)).ToList();
+
+        var consumerTasks = Enumerable.Range(0, consumers).Select(c => Task.Run(async () =>
+        {
+            var random = new Random(1000 + c);
+            var name = $"consumer-{c}";
+            while (Volatile.Read(ref acked) < TaskCount)
+            {
+                var result = await service.LeaseAsync(Ns, Queue, name, Visibility, TimeSpan.FromMilliseconds(100), ct);
+                if (!result.IsLeased) continue;
+                var lease = result.Lease!;
+                var seq = lease.Payload.GetProperty("seq").GetInt32();
+                var effects = new List<TxnOp> { TxnOp.PatchKey($"effects/{lease.TaskId}", JsonPatch.Create().Increment("/count")) };
+                if (lease.Group is { } g) effects.Add(TxnOp.PatchKey($"order/{g}", JsonPatch.Create().Append("/seq", JsonValue.Create(seq))));
+
+                var roll = random.NextDouble();
+                if (roll < 0.15)
+                {
+                    Interlocked.Increment(ref crashes); // crashed after leasing: never acks, the lease must expire
+                    continue;
+                }
+                if (roll < 0.22)
+                {
+                    await service.NackAsync(lease, "transient failure", cancellationToken: ct); // stale if this consumer was too slow: fine
+                    continue;
+                }
+                if (roll < 0.32) await Task.Delay(Visibility * 2, ct); // paused past its lease (GC, slow LLM call): a zombie
+
+                var ack = await service.AckAsync(lease, effects, ct);
+                Assert.NotEqual(AckStatus.EffectConflict, ack.Status);
+                if (ack.Status == AckStatus.StaleReceipt)
+                {
+                    Interlocked.Increment(ref staleRefusals);
+                    continue;
+                }
+                Assert.False(ack.Replayed);
+                spans.Add(new Span(lease.TaskId, lease.Group, lease.Revision, ack.Revision));
+                Interlocked.Increment(ref acked);
+                if (roll > 0.9)
+                {
+                    // The reply was lost and the consumer retries: the retry must report the same ack, not apply twice.
+                    var retry = await service.AckAsync(lease, effects, ct);
+                    Assert.True(retry.IsAcked && retry.Replayed);
+                }
+            }
+        }, ct)).ToList();
+
+        await Task.WhenAll(producerTasks.Concat(consumerTasks));
+
+        // Exactly once: every task acked once, its effect applied once, nothing left, nothing dead.
+        Assert.Equal(TaskCount, acked);
+        Assert.Equal(TaskCount, enqueued.Count);
+        foreach (var e in enqueued)
+        {
+            var effect = await Store.GetAsync(Ns, $"effects/{e.TaskId}", null, Ct);
+            Assert.Equal(1, effect!.Value.GetProperty("count").GetInt32());
+        }
+        Assert.Equal(0, (await service.GetStatsAsync(Ns, Queue, Ct)).Total);
+        Assert.True(crashes > 0, "the run should include crashed consumers");
+
+        foreach (var group in groups.OfType<string>())
+        {
+            // FIFO: the group's effects were applied in enqueue (commit) order.
+            var expected = enqueued.Where(e => e.Group == group).OrderBy(e => e.Revision).Select(e => e.Seq).ToList();
+            var applied = (await Store.GetAsync(Ns, $"order/{group}", null, Ct))!.Value.GetProperty("seq").EnumerateArray().Select(x => x.GetInt32()).ToList();
+            Assert.Equal(expected, applied);
+
+            // Consumers' timeline: successful executions of one group never overlap (lease revision → ack revision).
+            var timeline = spans.Where(s => s.Group == group).OrderBy(s => s.Start).ToList();
+            for (var i = 1; i < timeline.Count; i++)
+                Assert.True(timeline[i - 1].End < timeline[i].Start, $"group {group}: {timeline[i - 1]} overlaps {timeline[i]}");
+        }
+
+        // The store's own timeline: in-flight intervals (put → delete of the in-flight entry) of one group never overlap,
+        // zombie leases included.
+        var intervals = await InFlightIntervalsAsync();
+        var groupOf = enqueued.ToDictionary(e => e.TaskId, e => e.Group);
+        foreach (var group in groups.OfType<string>())
+        {
+            var mine = intervals.Where(iv => groupOf[iv.TaskId] == group).OrderBy(iv => iv.Start).ToList();
+            Assert.True(mine.Count >= groupOf.Count(kv => kv.Value == group));
+            for (var i = 1; i < mine.Count; i++)
+                Assert.True(mine[i - 1].End <= mine[i].Start, $"group {group}: in flight together: {mine[i - 1]} and {mine[i]}");
+        }
+        TestContext.Current.SendDiagnosticMessage($"tasks {TaskCount}, crashes {crashes}, stale acks refused {staleRefusals}, leases {intervals.Count}");
+    }
+
+    /// <summary>Replays the store's change history of the in-flight index into (task, start revision, end revision).</summary>
+    private async Task<List<Span>> InFlightIntervalsAsync()
+    {
+        var prefix = StoreQueueService.KeyPrefix + Queue + "/";
+        var sentinel = (await Store.PutAsync(Ns, prefix + "zz-end-of-test", J("1"), new WriteOptions { Expect = Expect.Absent }, Ct)).Revision;
+        var open = new Dictionary<string, long>();
+        var spans = new List<Span>();
+        await foreach (var change in Store.WatchAsync(Ns, new WatchRequest { Prefix = prefix, FromRevision = 1 }, Ct))
+        {
+            if (change.Revision >= sentinel) break;
+            if (!change.Key.StartsWith(prefix + "f/", StringComparison.Ordinal)) continue;
+            var taskId = change.Key[(change.Key.LastIndexOf('/') + 1)..];
+            if (change.Kind == ChangeKind.Put) open[change.Key] = change.Revision;
+            else
+            {
+                Assert.True(open.Remove(change.Key, out var start));
+                spans.Add(new Span(taskId, null, start, change.Revision));
+            }
+        }
+        Assert.Empty(open);
+        return spans;
+    }
+
+    [Fact]
+    public async Task ConcurrentEnqueues_SameDedupId_ExactlyOneTask()
+    {
+        var service = new StoreQueueService(Store, new QueueServiceOptions { TimeProvider = TimeProvider.System });
+        var results = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Task.Run(async () =>
+            await service.EnqueueAsync(Ns, Queue, J(new { i }), new EnqueueOptions { DedupId = "once", Group = i % 2 == 0 ? "g" : null }, Ct))));
+        Assert.Single(results, r => r.IsEnqueued);
+        Assert.Single(results.Select(r => r.TaskId).Distinct());
+        Assert.Equal(1, (await service.GetStatsAsync(Ns, Queue, Ct)).Total);
+    }
+
+    [Fact]
+    public async Task ConcurrentConsumers_OneTask_LeasedByExactlyOne()
+    {
+        var service = new StoreQueueService(Store, new QueueServiceOptions { TimeProvider = TimeProvider.System });
+        for (var round = 0; round < 20; round++)
+        {
+            await service.EnqueueAsync(Ns, Queue, J(new { round }), null, Ct);
+            var results = await Task.WhenAll(Enumerable.Range(0, 8).Select(c => Task.Run(async () =>
+                await service.LeaseAsync(Ns, Queue, $"c{c}", TimeSpan.FromMinutes(1), TimeSpan.Zero, Ct))));
+            var winner = Assert.Single(results, r => r.IsLeased);
+            Assert.True((await service.AckAsync(winner.Lease!, cancellationToken: Ct)).IsAcked);
+        }
+    }
+}
+
+public sealed class MemoryQueueConcurrencyTests : QueueConcurrencyTests
+{
+    protected override bool Durable => false;
+
+    protected override int TaskCount => 300;
+}
+
+public sealed class EmbeddedQueueConcurrencyTests : QueueConcurrencyTests
+{
+    protected override bool Durable => true;
+
+    protected override int TaskCount => 120;
+}
