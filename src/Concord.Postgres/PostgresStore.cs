@@ -130,7 +130,7 @@ public sealed class PostgresStore : IConcordStore
             await CheckRevisionAsync(at, cancellationToken).ConfigureAwait(false);
             var old = await Translate(async () =>
             {
-                await using var cmd = _dataSource.CreateCommand($"SELECT record FROM {_s}.kv_log WHERE ns = $1 AND key = $2 AND revision <= $3 ORDER BY revision DESC LIMIT 1");
+                await using var cmd = _dataSource.CreateCommand($"SELECT record FROM {_s}.kv_log WHERE ns = $1 AND key = $2 AND revision <= $3 ORDER BY revision DESC, idx DESC LIMIT 1");
                 cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = ns });
                 cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = key });
                 cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = at });
@@ -188,7 +188,7 @@ public sealed class PostgresStore : IConcordStore
                 var want = request.Limit - records.Count;
                 var sql = request.AtRevision is null
                     ? $"SELECT key, record FROM {_s}.kv WHERE ns = $1 AND NOT deleted AND key >= $2 AND ($3 = '' OR key <= $3) AND ($4::text IS NULL OR key > $4) ORDER BY key LIMIT $5"
-                    : $"SELECT key, record FROM (SELECT DISTINCT ON (key) key, record, deleted FROM {_s}.kv_log WHERE ns = $1 AND revision <= $6 AND key >= $2 AND ($3 = '' OR key <= $3) AND ($4::text IS NULL OR key > $4) ORDER BY key, revision DESC) v WHERE NOT deleted ORDER BY key LIMIT $5";
+                    : $"SELECT key, record FROM (SELECT DISTINCT ON (key) key, record, deleted FROM {_s}.kv_log WHERE ns = $1 AND revision <= $6 AND key >= $2 AND ($3 = '' OR key <= $3) AND ($4::text IS NULL OR key > $4) ORDER BY key, revision DESC, idx DESC) v WHERE NOT deleted ORDER BY key LIMIT $5";
                 await using var cmd = new NpgsqlCommand(sql, conn, tx);
                 cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = ns });
                 cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = request.Prefix });
