@@ -73,7 +73,7 @@ internal static class SpinCommand
         bench.Cleanup();
         if (sampler is not null)
         {
-            foreach (var (type, share) in sampler.Top(15)) Console.WriteLine($"  {share,6:P1}  {allocated * share,6:0} B/op  {type}");
+            foreach (var (type, share) in sampler.Top(30)) Console.WriteLine($"  {share,6:P1}  {allocated * share,6:0} B/op  {type}");
         }
         Console.WriteLine($"{args[0]}: median {Load.Stats.Median(rounds):0.0} ns/op (min {rounds.Min():0.0}, max {rounds.Max():0.0}) over {total:N0} ops, {cpu:0.0} ns/op of CPU, {pause:0.0} ns/op in GC pauses, {allocated:0} B/op allocated, gen0/1/2 = {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}");
         return 0;
