@@ -126,7 +126,7 @@ internal static class ReportCommand
             if (micro.TryGetValue(concord, out var c) && micro.TryGetValue(peer, out var p))
             {
                 var ratio = c.MedianNs / p.MedianNs;
-                md.AppendLine($"| {operation}: time {target} of {PeerNames[peer]} | {ratio:0.0}× ({Ns(c.MedianNs)} vs {Ns(p.MedianNs)}) | {Verdict(target.IsMet(ratio))} |");
+                md.AppendLine($"| {operation}: time {target} of {PeerNames[peer]} | {ratio:0.00}× ({Ns(c.MedianNs)} vs {Ns(p.MedianNs)}) | {Verdict(target.IsMet(ratio))} |");
             }
             else
             {
@@ -162,7 +162,7 @@ internal static class ReportCommand
         foreach (var (operation, concord, peer, _) in MicroPairs)
         {
             if (!micro.TryGetValue(concord, out var c) || !micro.TryGetValue(peer, out var p)) continue;
-            md.AppendLine($"| {operation} | `{concord}` | {Ns(c.MedianNs)} ({Ns(c.MinNs)}–{Ns(c.MaxNs)}) | {c.AllocatedBytes:N0} B | {PeerNames[peer]} | {Ns(p.MedianNs)} ({Ns(p.MinNs)}–{Ns(p.MaxNs)}) | {p.AllocatedBytes:N0} B | {c.MedianNs / p.MedianNs:0.0}× |");
+            md.AppendLine($"| {operation} | `{concord}` | {Ns(c.MedianNs)} ({Ns(c.MinNs)}–{Ns(c.MaxNs)}) | {c.AllocatedBytes:N0} B | {PeerNames[peer]} | {Ns(p.MedianNs)} ({Ns(p.MinNs)}–{Ns(p.MaxNs)}) | {p.AllocatedBytes:N0} B | {c.MedianNs / p.MedianNs:0.00}× |");
         }
         md.AppendLine();
         md.AppendLine($"Command: `dotnet bench/Concord.Benchmarks/bin/Release/net10.0/Concord.Benchmarks.dll --filter '*PointOps*' {jobName}`");
