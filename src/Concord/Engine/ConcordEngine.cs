@@ -215,25 +215,21 @@ public sealed class ConcordEngine : IConcordStore
     public async ValueTask<WriteResult> PutAsync(string ns, string key, JsonElement value, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Put, key, value, null, options.Expect, options.Ttl) { Context = options.Context, AllowSiblings = options.AllowSiblings };
-        return ToWriteResult(key, await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
+        return SingleKeyWrites.ToWriteResult(key, await ExecuteAsync(ns, SingleKeyWrites.Put(key, value, options), options, cancellationToken).ConfigureAwait(false));
     }
 
     /// <inheritdoc />
     public async ValueTask<WriteResult> DeleteAsync(string ns, string key, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Delete, key, default, null, options.Expect) { Context = options.Context, AllowSiblings = options.AllowSiblings };
-        return ToWriteResult(key, await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
+        return SingleKeyWrites.ToWriteResult(key, await ExecuteAsync(ns, SingleKeyWrites.Delete(key, options), options, cancellationToken).ConfigureAwait(false));
     }
 
     /// <inheritdoc />
     public async ValueTask<WriteResult> PatchAsync(string ns, string key, JsonPatch patch, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(patch);
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Patch, key, default, patch, options.Expect, options.Ttl) { Context = options.Context };
-        return ToWriteResult(key, await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
+        return SingleKeyWrites.ToWriteResult(key, await ExecuteAsync(ns, SingleKeyWrites.Patch(key, patch, options), options, cancellationToken).ConfigureAwait(false));
     }
 
     /// <inheritdoc />
@@ -241,13 +237,6 @@ public sealed class ConcordEngine : IConcordStore
     {
         ArgumentNullException.ThrowIfNull(request);
         return ExecuteAsync(ns, request, options ?? WriteOptions.Default, cancellationToken);
-    }
-
-    private static WriteResult ToWriteResult(string key, TxnResult result)
-    {
-        if (result.Conflict is { } conflict) return result.Replayed ? conflict.AsReplay() : conflict;
-        var op = result.Results[0];
-        return new WriteResult(key, ConflictKind.None, op.Record, result.Revision, result.Replayed);
     }
 
     private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken)
