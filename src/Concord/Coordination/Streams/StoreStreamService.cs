@@ -345,7 +345,9 @@ public sealed class StoreStreamService : IStreamService
         {
             cancellationToken.ThrowIfCancellationRequested();
             var compacted = false;
-            var request = new WatchRequest { Prefix = prefix, FromRevision = Math.Max(1, position.Revision) };
+            // AfterRevision(r) has seen all of r: watch from r + 1 (r itself may already be outside the retained history).
+            var fromRevision = position.Index == int.MaxValue ? position.Revision + 1 : Math.Max(1, position.Revision);
+            var request = new WatchRequest { Prefix = prefix, FromRevision = fromRevision };
             var watch = _store.WatchAsync(ns, request, cancellationToken).GetAsyncEnumerator(cancellationToken);
             try
             {
