@@ -9,7 +9,7 @@ RESULTS="$ROOT/artifacts/test-results"
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 
-"$ROOT/scripts/ensure-deps.sh"
+. "$ROOT/scripts/ensure-deps.sh"   # sourced: exports CONCORD_PG and CONCORD_REDIS
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build "$ROOT/Concord.slnx" -c Release -warnaserror -nologo -v quiet

@@ -1,12 +1,72 @@
 using System.CommandLine;
+using Concord.Cli.Demos;
 
 namespace Concord.Cli.Commands;
 
 internal static class DemoCommand
 {
-    public static Command Create()
+    private const string Help = """
+        Run a seed scenario: concurrent agents on shared state, naive vs safe.
+
+        Scenarios:
+          account   three agents (status, fees, compliance) update one account at once; a downstream
+                    risk agent then scores it (default)
+          counter   N agents (--agents, default 8) each add 1 to one counter M times (--increments, default 100)
+
+        Modes:
+          naive       read, think, write the whole value back with a blind put: the last writer silently
+                      erases the others (the demo says exactly which updates were lost, and shows that
+                      strict mode, the server default, refuses such writes)
+          optimistic  compare-and-swap with retry (UpdateAsync): a stale write conflicts and is recomputed
+          patch       atomic patch of only what the agent owns (its field; an increment)
+          all         run the three and compare (default)
+
+        Think times (0.2-2 s per LLM call) run in virtual time, so the demo takes a moment and a seed replays exactly.
+        Runs on the embedded engine (durable log, fresh temp directory) unless --memory or --data is given.
+        Exit codes: 0 the demo ran (naive losing updates is the expected outcome), 1 failure, 2 bad arguments.
+        """;
+
+    internal static Command Create()
     {
-        var command = new Command("demo", "Run a seed scenario: agents racing on shared state, naive vs safe.");
+        var scenario = new Argument<string>("scenario")
+        {
+            Description = "account or counter",
+            Arity = ArgumentArity.ZeroOrOne,
+            DefaultValueFactory = _ => "account",
+        };
+        var mode = new Option<string>("--mode", "-m")
+        {
+            Description = "naive, optimistic, patch or all",
+            HelpName = "MODE",
+            DefaultValueFactory = _ => "all",
+        };
+        var agents = new Option<int?>("--agents", "-n") { Description = "Agents (counter; default 8). The account scenario has exactly 3.", HelpName = "N" };
+        var increments = new Option<int?>("--increments") { Description = "Increments per agent (counter; default 100)", HelpName = "M" };
+        var seed = new Option<int>("--seed", "-s")
+        {
+            Description = "Seed of start offsets and think times; the same seed replays the same run",
+            DefaultValueFactory = _ => DemoSettings.DefaultSeed,
+            HelpName = "S",
+        };
+        var json = new Option<bool>("--json") { Description = "Print one JSON document with the per-mode results instead of tables" };
+        var data = new Option<string?>("--data") { Description = "Embedded engine data directory (default: a fresh temp directory, deleted afterwards)", HelpName = "DIR" };
+        var memory = new Option<bool>("--memory") { Description = "Run on the in-memory engine (no durable log)" };
+
+        var command = new Command("demo", Help) { scenario, mode, agents, increments, seed, json, data, memory };
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var output = parseResult.InvocationConfiguration.Output;
+            var error = parseResult.InvocationConfiguration.Error;
+            var settings = DemoSettings.TryCreate(
+                parseResult.GetValue(scenario), parseResult.GetValue(mode), parseResult.GetValue(agents), parseResult.GetValue(increments),
+                parseResult.GetValue(seed), parseResult.GetValue(json), parseResult.GetValue(data), parseResult.GetValue(memory), out var problem);
+            if (settings is null)
+            {
+                await error.WriteLineAsync($"concord demo: {problem}").ConfigureAwait(false);
+                return 2;
+            }
+            return await DemoRunner.RunAsync(settings, output, error, cancellationToken).ConfigureAwait(false);
+        });
         return command;
     }
 }

@@ -185,7 +185,25 @@ public static class HistoryReader
             Version = OptionalInt64(root, "version", lineNumber),
             Revision = OptionalInt64(root, "revision", lineNumber),
             Error = error,
+            Clock = OptionalClock(root, lineNumber),
         };
+    }
+
+    private static VersionVector? OptionalClock(JsonElement root, int lineNumber)
+    {
+        if (!root.TryGetProperty("clock", out var element) || element.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return VersionVector.FromJson(element);
+        }
+        catch (InvalidRequestException e)
+        {
+            throw new HistoryFormatException(lineNumber, $"\"clock\" must be a version vector: {e.Message}");
+        }
     }
 
     internal static bool IsKeyTuple(JsonElement value) =>

@@ -139,6 +139,12 @@ public static class HistoryWriter
         }
 
         WriteOptional(json, "error", op.Error);
+        if (op.Clock is { } clock)
+        {
+            json.WritePropertyName("clock");
+            clock.WriteTo(json);
+        }
+
         json.WriteEndObject();
     }
 

@@ -46,11 +46,18 @@ public sealed class Operation
     /// <summary>Why the operation failed or has an unknown outcome, when known.</summary>
     public string? Error { get; init; }
 
+    /// <summary>
+    /// The causal context (version vector) the operation observed (reads) or produced (writes), when known: the record's
+    /// <see cref="CausalStamp.Context"/>. Two writes whose clocks are <see cref="CausalOrder.Concurrent"/> were not
+    /// ordered by what their writers had seen. Written as <c>"clock":{"n1":42}</c>.
+    /// </summary>
+    public VersionVector? Clock { get; init; }
+
     /// <summary>True when <see cref="Value"/> is absent or JSON <c>null</c>.</summary>
     public bool HasNullValue => Value.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null;
 
     /// <summary>Returns a copy with the given type, value and completion fields, keeping identity fields.</summary>
-    internal Operation With(long index, long time, OperationType type, JsonElement value, long? version, long? revision, string? error) => new()
+    internal Operation With(long index, long time, OperationType type, JsonElement value, long? version, long? revision, string? error, VersionVector? clock = null) => new()
     {
         Index = index,
         Time = time,
@@ -63,6 +70,7 @@ public sealed class Operation
         Version = version,
         Revision = revision,
         Error = error,
+        Clock = clock,
     };
 
     /// <summary>A compact single-line JSON rendering (the history line format).</summary>

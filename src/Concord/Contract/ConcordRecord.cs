@@ -51,6 +51,13 @@ public sealed class ConcordRecord
     /// <summary>True for the tombstone a delete (or expiry) leaves behind.</summary>
     public bool IsDeleted { get; }
 
+    /// <summary>
+    /// Causal metadata: the write's dot, the key's causal context (send it back to descend from this version), whether the
+    /// write was concurrent with what it replaced, and whether the key keeps siblings. Null for versions written before
+    /// causal stamps existed and for expiry tombstones. See docs/causality.md.
+    /// </summary>
+    public CausalStamp? Causal { get; init; }
+
     /// <summary>Deserializes <see cref="Value"/> to <typeparamref name="T"/>.</summary>
     public T? ValueAs<T>(JsonSerializerOptions? options = null) => Value.Deserialize<T>(options ?? JsonDefaults.Web);
 

@@ -44,6 +44,12 @@ public sealed record SessionOptions
 
     /// <summary>Retry policy of the helpers. <value>Default: <see cref="RetryOptions.Default"/>.</value></summary>
     public RetryOptions Retry { get; init; } = RetryOptions.Default;
+
+    /// <summary>
+    /// How many keys' causal contexts the session remembers (least recently used are forgotten; a write to a forgotten
+    /// key carries no context and counts as concurrent). <value>Default: 10,000.</value>
+    /// </summary>
+    public int CausalContextCapacity { get; init; } = 10_000;
 }
 
 /// <summary>Options for one <see cref="ConcordSession.UpdateAsync(string, Func{ConcordRecord?, CancellationToken, ValueTask{JsonElement?}}, UpdateOptions?, CancellationToken)"/> call.</summary>
@@ -75,7 +81,7 @@ public sealed record UpdateResult(WriteResult? Write, int Attempts)
 /// One agent's view of one namespace: every call carries the agent id, so records, histories and traces say who wrote what.
 /// </summary>
 /// <remarks>Thread-safe; cheap to create. Holds no resources: disposing the store ends it.</remarks>
-public sealed class ConcordSession
+public sealed partial class ConcordSession
 {
     private readonly IRandomizer _random;
 
@@ -91,6 +97,7 @@ public sealed class ConcordSession
         Options = options ?? new SessionOptions();
         Options.Retry.Validate();
         _random = Options.Randomizer ?? new SeededRandomizer(StableHash(agentId));
+        _contexts = new CausalContextCache(Options.CausalContextCapacity);
     }
 
     /// <summary>The underlying store.</summary>
@@ -107,11 +114,11 @@ public sealed class ConcordSession
 
     /// <summary>Reads the latest version of <paramref name="key"/>, or null.</summary>
     public ValueTask<ConcordRecord?> GetAsync(string key, CancellationToken cancellationToken = default) =>
-        Store.GetAsync(Namespace, key, null, cancellationToken);
+        Observe(Store.GetAsync(Namespace, key, null, cancellationToken));
 
     /// <summary>Reads <paramref name="key"/> as of <paramref name="revision"/>.</summary>
     public ValueTask<ConcordRecord?> GetAsync(string key, long revision, CancellationToken cancellationToken = default) =>
-        Store.GetAsync(Namespace, key, new ReadOptions { AtRevision = revision }, cancellationToken);
+        Observe(Store.GetAsync(Namespace, key, new ReadOptions { AtRevision = revision }, cancellationToken));
 
     /// <summary>Reads and deserializes <paramref name="key"/>; default when absent.</summary>
     public async ValueTask<T?> GetValueAsync<T>(string key, CancellationToken cancellationToken = default)
@@ -122,11 +129,11 @@ public sealed class ConcordSession
 
     /// <summary>Lists live records under <paramref name="prefix"/> (one page).</summary>
     public ValueTask<ListResult> ListAsync(string prefix = "", string? after = null, int limit = 1000, CancellationToken cancellationToken = default) =>
-        Store.ListAsync(Namespace, new ListRequest { Prefix = prefix, After = after, Limit = limit }, cancellationToken);
+        Observe(Store.ListAsync(Namespace, new ListRequest { Prefix = prefix, After = after, Limit = limit }, cancellationToken));
 
     /// <summary>Writes a whole value under an expectation.</summary>
     public ValueTask<WriteResult> PutAsync(string key, JsonElement value, Expectation expect = default, string? idempotencyKey = null, TimeSpan? ttl = null, CancellationToken cancellationToken = default) =>
-        Store.PutAsync(Namespace, key, value, Write(expect, idempotencyKey, ttl), cancellationToken);
+        Observe(Store.PutAsync(Namespace, key, value, Write(expect, idempotencyKey, ttl, key: key), cancellationToken));
 
     /// <summary>Serializes and writes <paramref name="value"/> under an expectation.</summary>
     public ValueTask<WriteResult> PutAsync<T>(string key, T value, Expectation expect = default, string? idempotencyKey = null, TimeSpan? ttl = null, CancellationToken cancellationToken = default) =>
@@ -134,11 +141,11 @@ public sealed class ConcordSession
 
     /// <summary>Deletes <paramref name="key"/> under an expectation.</summary>
     public ValueTask<WriteResult> DeleteAsync(string key, Expectation expect = default, string? idempotencyKey = null, CancellationToken cancellationToken = default) =>
-        Store.DeleteAsync(Namespace, key, Write(expect, idempotencyKey, null), cancellationToken);
+        Observe(Store.DeleteAsync(Namespace, key, Write(expect, idempotencyKey, null, key: key), cancellationToken));
 
     /// <summary>Applies an atomic patch.</summary>
     public ValueTask<WriteResult> PatchAsync(string key, JsonPatch patch, Expectation expect = default, string? idempotencyKey = null, CancellationToken cancellationToken = default) =>
-        Store.PatchAsync(Namespace, key, patch, Write(expect, idempotencyKey, null), cancellationToken);
+        Observe(Store.PatchAsync(Namespace, key, patch, Write(expect, idempotencyKey, null, key: key), cancellationToken));
 
     /// <summary>Atomically adds <paramref name="by"/> to the number at <paramref name="path"/> (default: the whole value's <c>/value</c>).</summary>
     public ValueTask<WriteResult> IncrementAsync(string key, double by = 1, string path = "/value", string? idempotencyKey = null, CancellationToken cancellationToken = default) =>
@@ -146,24 +153,26 @@ public sealed class ConcordSession
 
     /// <summary>Runs a compare/then/else transaction.</summary>
     public ValueTask<TxnResult> TransactAsync(TxnRequest request, string? idempotencyKey = null, CancellationToken cancellationToken = default) =>
-        Store.TransactAsync(Namespace, request, Write(default, idempotencyKey, null), cancellationToken);
+        Observe(Store.TransactAsync(Namespace, WithContexts(request), Write(default, idempotencyKey, null), cancellationToken));
 
     /// <summary>Watches a key or prefix.</summary>
     public IAsyncEnumerable<ChangeEvent> WatchAsync(WatchRequest request, CancellationToken cancellationToken = default) =>
         Store.WatchAsync(Namespace, request, cancellationToken);
 
-    internal WriteOptions Write(Expectation expect, string? idempotencyKey, TimeSpan? ttl, string? logical = null) => new()
+    internal WriteOptions Write(Expectation expect, string? idempotencyKey, TimeSpan? ttl, string? logical = null, string? key = null) => new()
     {
         Expect = expect,
         IdempotencyKey = idempotencyKey,
         Ttl = ttl,
         Agent = AgentId,
         LogicalOperation = logical,
+        Context = key is null ? null : GetContext(key),
     };
 
     /// <summary>
     /// Read → compute → compare-and-swap, retried on conflict with capped exponential backoff and full jitter.
-    /// The conflict result carries the current record, so a retry recomputes without another read.
+    /// The conflict result carries the current record, so a retry without a backoff delay recomputes without another
+    /// read; after a delay the key is read again (what the conflict carried is likely stale by then).
     /// </summary>
     /// <param name="key">Key to update.</param>
     /// <param name="compute">New value from the current record (null when absent); return null to leave the key as it is.
@@ -176,21 +185,41 @@ public sealed class ConcordSession
         ArgumentNullException.ThrowIfNull(compute);
         var retry = options?.Retry ?? Options.Retry;
         retry.Validate();
+        using var activity = Diagnostics.ConcordTelemetry.ActivitySource.StartActivity("concord.update");
+        activity?.SetTag(Diagnostics.ConcordTelemetry.Tags.Namespace, Namespace);
+        activity?.SetTag(Diagnostics.ConcordTelemetry.Tags.Key, key);
+        activity?.SetTag(Diagnostics.ConcordTelemetry.Tags.AgentId, AgentId);
         var current = await GetAsync(key, cancellationToken).ConfigureAwait(false);
         WriteResult? last = null;
         for (var attempt = 1; attempt <= retry.MaxAttempts; attempt++)
         {
             if (attempt > 1)
-                await Task.Delay(retry.DelayBefore(attempt, _random), Options.TimeProvider, cancellationToken).ConfigureAwait(false);
+            {
+                Diagnostics.ConcordTelemetry.Retries.Add(1, new KeyValuePair<string, object?>(Diagnostics.ConcordTelemetry.Tags.Operation, "update"));
+                activity?.AddEvent(new System.Diagnostics.ActivityEvent("concord.retry", tags: new System.Diagnostics.ActivityTagsCollection
+                {
+                    [Diagnostics.ConcordTelemetry.Tags.RetryAttempt] = attempt,
+                    [Diagnostics.ConcordTelemetry.Tags.Version] = current?.Version ?? 0,
+                    ["concord.current_writer"] = current?.Writer,
+                }));
+                if (retry.DelayBefore(attempt, _random) is var delay && delay > TimeSpan.Zero)
+                {
+                    await Task.Delay(delay, Options.TimeProvider, cancellationToken).ConfigureAwait(false);
+                    // The conflict's record was current before the wait, not after it: recomputing on it would conflict again.
+                    current = await GetAsync(key, cancellationToken).ConfigureAwait(false);
+                }
+            }
             var next = await compute(current, cancellationToken).ConfigureAwait(false);
             if (next is not { } value) return new UpdateResult(null, attempt);
-            last = await Store.PutAsync(Namespace, key, value,
-                Write(Expect.Version(current?.Version ?? 0), options?.IdempotencyKey, options?.Ttl, logical: "update:" + key), cancellationToken).ConfigureAwait(false);
+            last = await Observe(Store.PutAsync(Namespace, key, value,
+                Write(Expect.Version(current?.Version ?? 0), options?.IdempotencyKey, options?.Ttl, logical: "update:" + key, key: key), cancellationToken)).ConfigureAwait(false);
+            activity?.SetTag(Diagnostics.ConcordTelemetry.Tags.RetryAttempt, attempt);
             if (last.IsApplied) return new UpdateResult(last, attempt);
             if (last.Conflict is not (ConflictKind.VersionMismatch or ConflictKind.AlreadyExists or ConflictKind.NotFound))
                 return new UpdateResult(last, attempt);
             current = last.Record;
         }
+        activity?.SetTag(Diagnostics.ConcordTelemetry.Tags.Conflict, last?.Conflict.ToString());
         return new UpdateResult(last, retry.MaxAttempts);
     }
 
@@ -223,7 +252,10 @@ public sealed class ConcordSession
         for (var attempt = 1; attempt <= retry.MaxAttempts; attempt++)
         {
             if (attempt > 1)
+            {
+                Diagnostics.ConcordTelemetry.Retries.Add(1, new KeyValuePair<string, object?>(Diagnostics.ConcordTelemetry.Tags.Operation, "transaction"));
                 await Task.Delay(retry.DelayBefore(attempt, _random), Options.TimeProvider, cancellationToken).ConfigureAwait(false);
+            }
             var tx = await BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
             try
             {
@@ -293,6 +325,7 @@ public sealed class OptimisticTransaction
         ThrowIfFinished();
         if (_ownWrites.TryGetValue(key, out var own)) return own;
         var record = await _session.Store.GetAsync(_session.Namespace, key, new ReadOptions { AtRevision = SnapshotRevision }, cancellationToken).ConfigureAwait(false);
+        _session.Remember(record);
         _readKeys.Add(key);
         return record;
     }
@@ -307,6 +340,7 @@ public sealed class OptimisticTransaction
         {
             var page = await _session.Store.ListAsync(_session.Namespace, new ListRequest { Prefix = prefix, After = after, AtRevision = SnapshotRevision, Limit = 1000 }, cancellationToken).ConfigureAwait(false);
             all.AddRange(page.Records);
+            foreach (var record in page.Records) _session.Remember(record);
             if (page.NextAfter is null) break;
             after = page.NextAfter;
         }
@@ -318,7 +352,7 @@ public sealed class OptimisticTransaction
     public void Put(string key, JsonElement value)
     {
         ThrowIfFinished();
-        _writes.Add(TxnOp.Put(key, value));
+        _writes.Add(TxnOp.Put(key, value) with { Context = _session.GetContext(key) });
         _ownWrites[key] = new ConcordRecord(key, value.Clone(), 0, 0, 0, _session.AgentId, default, null, false);
     }
 
@@ -329,7 +363,7 @@ public sealed class OptimisticTransaction
     public void Delete(string key)
     {
         ThrowIfFinished();
-        _writes.Add(TxnOp.Delete(key));
+        _writes.Add(TxnOp.Delete(key) with { Context = _session.GetContext(key) });
         _ownWrites[key] = null;
     }
 
@@ -341,6 +375,9 @@ public sealed class OptimisticTransaction
     }
 
     /// <summary>Validates the read set and applies the buffered writes atomically.</summary>
+    /// <param name="idempotencyKey">Operation id of the logical transaction. A retry that re-runs the transaction (new snapshot,
+    /// maybe new values) and writes the same keys gets the original result, marked replayed.</param>
+    /// <param name="cancellationToken">Cancels the commit.</param>
     public async ValueTask<CommitResult> CommitAsync(string? idempotencyKey = null, CancellationToken cancellationToken = default)
     {
         ThrowIfFinished();
@@ -350,7 +387,10 @@ public sealed class OptimisticTransaction
         foreach (var key in _readKeys) compares.Add(TxnCompare.ModRevision(key, CompareOp.LessOrEqual, SnapshotRevision));
         foreach (var prefix in _readPrefixes) compares.Add(TxnCompare.PrefixUnchangedSince(prefix, SnapshotRevision));
         var request = new TxnRequest { Compares = compares, Then = _writes };
-        var result = await _session.Store.TransactAsync(_session.Namespace, request, _session.Write(default, idempotencyKey, null), cancellationToken).ConfigureAwait(false);
+        // A retry of the same logical transaction re-reads at a newer snapshot, so its compares (and maybe its values)
+        // differ: fingerprint what the transaction writes to, not the payload, as UpdateAsync does.
+        var logical = idempotencyKey is null ? null : "txn:" + string.Join(",", _writes.Select(w => $"{w.Kind}:{w.Key}"));
+        var result = await _session.Observe(_session.Store.TransactAsync(_session.Namespace, request, _session.Write(default, idempotencyKey, null, logical), cancellationToken)).ConfigureAwait(false);
         if (result.Conflict is { } conflict) return new CommitResult(false, conflict.Conflict, result.Revision, conflict.Message) { Replayed = result.Replayed };
         if (!result.Succeeded)
         {

@@ -28,6 +28,22 @@ public sealed record WriteOptions
 
     /// <summary>Time to live of the written value. <value>Default: null (never expires).</value></summary>
     public TimeSpan? Ttl { get; init; }
+
+    /// <summary>
+    /// The causal context the writer last read for this key (<see cref="CausalStamp.Context"/>); sessions fill it in.
+    /// It tells the store whether the write descends from the current value or is concurrent with it
+    /// (<see cref="CausalStamp.Concurrent"/>), and on a key with siblings which siblings the write replaces.
+    /// It never relaxes an expectation or strict mode, and it is not part of the idempotency fingerprint.
+    /// <value>Default: null (the writer has seen nothing: concurrent with any existing value).</value>
+    /// </summary>
+    public VersionVector? Context { get; init; }
+
+    /// <summary>
+    /// Opt the key into siblings: from this write on, a write whose context does not cover the current value(s) is kept
+    /// next to them instead of replacing them, until a write carrying the merged context resolves them. Sticky for the
+    /// key. <value>Default: false.</value>
+    /// </summary>
+    public bool AllowSiblings { get; init; }
 }
 
 /// <summary>Options for a point read.</summary>

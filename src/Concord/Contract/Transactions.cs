@@ -58,11 +58,23 @@ public enum TxnOpKind
     Delete,
     /// <summary>Patch a key atomically.</summary>
     Patch,
+    /// <summary>Join a CRDT delta into the key's CRDT state atomically (absent keys start empty). See docs/crdt.md.</summary>
+    Merge,
 }
 
 /// <summary>One operation of a transaction branch; each may carry its own expectation.</summary>
 public sealed record TxnOp(TxnOpKind Kind, string Key, JsonElement Value = default, JsonPatch? Patch = null, Expectation Expect = default, TimeSpan? Ttl = null)
 {
+    /// <summary>The causal context the writer read for this key (see <see cref="WriteOptions.Context"/>). <value>Default: null.</value></summary>
+    public VersionVector? Context { get; init; }
+
+    /// <summary>Opt the key into siblings (see <see cref="WriteOptions.AllowSiblings"/>). <value>Default: false.</value></summary>
+    public bool AllowSiblings { get; init; }
+
+    /// <summary>Join the CRDT <paramref name="delta"/> (a <c>{"$crdt":…}</c> envelope) into the state stored at <paramref name="key"/>.</summary>
+    public static TxnOp Merge(string key, JsonElement delta, Expectation expect = default) =>
+        new(TxnOpKind.Merge, key, delta.ValueKind == JsonValueKind.Undefined ? default : delta.Clone(), null, expect);
+
     /// <summary>Read <paramref name="key"/>.</summary>
     public static TxnOp Get(string key) => new(TxnOpKind.Get, key);
     /// <summary>Put <paramref name="value"/> at <paramref name="key"/>.</summary>

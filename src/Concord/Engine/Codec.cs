@@ -96,6 +96,12 @@ internal static class Codec
         w.WriteNumber("t", r.CommittedAt.UtcTicks);
         if (r.ExpiresAt is { } x) w.WriteNumber("x", x.UtcTicks);
         if (r.IsDeleted) w.WriteBoolean("d", true);
+        if (r.Causal is { } causal)
+        {
+            // Optional (added with causality): absent in older data, which reads as "no stamp".
+            w.WritePropertyName("cc");
+            causal.WriteTo(w);
+        }
         w.WriteEndObject();
     }
 
@@ -111,7 +117,10 @@ internal static class Codec
             e.TryGetProperty("w", out var w) ? w.GetString() : null,
             new DateTimeOffset(e.GetProperty("t").GetInt64(), TimeSpan.Zero),
             e.TryGetProperty("x", out var x) ? new DateTimeOffset(x.GetInt64(), TimeSpan.Zero) : null,
-            deleted);
+            deleted)
+        {
+            Causal = e.TryGetProperty("cc", out var cc) ? CausalStamp.Read(cc) : null,
+        };
     }
 
     public static void WriteIdempotency(Utf8JsonWriter w, IdempotencyEntry idem)

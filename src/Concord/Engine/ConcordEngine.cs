@@ -2,10 +2,8 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Concord.Internal;
-using Concord.Patching;
 
 namespace Concord.Engine;
 
@@ -47,7 +45,7 @@ public sealed class ConcordEngine : IConcordStore
     private long _oldestReadable = 1;
     private long _historyFrom = 1;
     private long _lastTicks;
-    private int _snapshotRunning;
+    private readonly SemaphoreSlim _snapshotGate = new(1, 1); // one snapshot at a time; DisposeAsync waits for it
     private bool _disposed;
 
     private ConcordEngine(ConcordEngineOptions options, string? dataDirectory, FileStream? directoryLock)
@@ -173,9 +171,11 @@ public sealed class ConcordEngine : IConcordStore
     {
         var visible = Volatile.Read(ref _visibleRevision);
         if (at is not { } revision) return visible;
+        if (revision < 0) throw new InvalidRequestException($"AtRevision must not be negative (got {revision})");
         if (revision > visible) throw new UnknownRevisionException(revision, visible);
         var oldest = Math.Min(Volatile.Read(ref _oldestReadable), visible);
-        if (revision < oldest) throw new RevisionCompactedException(revision, oldest);
+        // The exception takes the newest compacted revision, one below the oldest readable.
+        if (revision < oldest) throw new RevisionCompactedException(revision, oldest - 1);
         return revision;
     }
 
@@ -185,7 +185,7 @@ public sealed class ConcordEngine : IConcordStore
     public async ValueTask<WriteResult> PutAsync(string ns, string key, JsonElement value, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Put, key, value, null, options.Expect, options.Ttl);
+        var op = new TxnOp(TxnOpKind.Put, key, value, null, options.Expect, options.Ttl) { Context = options.Context, AllowSiblings = options.AllowSiblings };
         return ToWriteResult(key, await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
     }
 
@@ -193,7 +193,7 @@ public sealed class ConcordEngine : IConcordStore
     public async ValueTask<WriteResult> DeleteAsync(string ns, string key, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Delete, key, default, null, options.Expect);
+        var op = new TxnOp(TxnOpKind.Delete, key, default, null, options.Expect) { Context = options.Context, AllowSiblings = options.AllowSiblings };
         return ToWriteResult(key, await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
     }
 
@@ -202,7 +202,7 @@ public sealed class ConcordEngine : IConcordStore
     {
         ArgumentNullException.ThrowIfNull(patch);
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Patch, key, default, patch, options.Expect, options.Ttl);
+        var op = new TxnOp(TxnOpKind.Patch, key, default, patch, options.Expect, options.Ttl) { Context = options.Context };
         return ToWriteResult(key, await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
     }
 
@@ -223,7 +223,7 @@ public sealed class ConcordEngine : IConcordStore
     private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        ValidateRequest(ns, request);
+        TxnEvaluator.Validate(ns, request, _options.MaxValueBytes);
         var fingerprint = options.IdempotencyKey is null ? null : Fingerprint.Compute(ns, request, options);
         TxnResult result;
         Task durable;
@@ -237,145 +237,15 @@ public sealed class ConcordEngine : IConcordStore
         return result;
     }
 
-    private void ValidateRequest(string ns, TxnRequest request)
-    {
-        KeyRules.ValidateNamespace(ns);
-        if (request.Then.Count + request.Else.Count + request.Compares.Count > 10_000)
-            throw new InvalidRequestException("A transaction may have at most 10000 compares and operations");
-        foreach (var c in request.Compares)
-        {
-            if (c.Target == CompareTarget.PrefixModRevision) KeyRules.ValidatePrefix(c.Key);
-            else KeyRules.ValidateKey(c.Key);
-            if (c.Target == CompareTarget.Value && c.Op is not (CompareOp.Equal or CompareOp.NotEqual))
-                throw new InvalidRequestException("Value compares support only Equal and NotEqual");
-        }
-        ValidateOps(request.Then);
-        ValidateOps(request.Else);
-    }
-
-    private void ValidateOps(IReadOnlyList<TxnOp> ops)
-    {
-        foreach (var op in ops)
-        {
-            KeyRules.ValidateKey(op.Key);
-            if (op.Expect.Kind == ExpectationKind.Version && op.Expect.Version < 0) throw new InvalidRequestException($"Expected version must not be negative (key '{op.Key}')");
-            if (op.Expect.Fence is { } fence)
-            {
-                KeyRules.ValidateKey(fence.Lock);
-                if (fence.Token <= 0) throw new InvalidRequestException($"Fencing token must be positive (lock '{fence.Lock}')");
-            }
-            if (op.Ttl is { } ttl && ttl <= TimeSpan.Zero) throw new InvalidRequestException($"TTL must be positive (key '{op.Key}')");
-            switch (op.Kind)
-            {
-                case TxnOpKind.Put:
-                    if (op.Value.ValueKind == JsonValueKind.Undefined) throw new InvalidRequestException($"Put of '{op.Key}' has no value");
-                    CheckSize(op.Key, op.Value);
-                    break;
-                case TxnOpKind.Patch when op.Patch is null:
-                    throw new InvalidRequestException($"Patch of '{op.Key}' has no operations");
-            }
-        }
-    }
-
-    private void CheckSize(string key, JsonElement value)
-    {
-        // Raw text length is an upper bound of the minified size; only measure exactly when it might exceed the limit.
-        var raw = value.GetRawText();
-        if (raw.Length <= _options.MaxValueBytes / 3) return;
-        var size = System.Text.Encoding.UTF8.GetByteCount(raw);
-        if (size > _options.MaxValueBytes) throw new ValueTooLargeException(key, size, _options.MaxValueBytes);
-    }
-
     /// <summary>Validates and applies one request. Caller holds the write lock. Returns the commit to log, if any.</summary>
     private TxnResult ApplyLocked(string ns, TxnRequest request, WriteOptions options, byte[]? fingerprint, out CommitEntry? commit)
     {
-        commit = null;
         var state = _namespaces.GetOrAdd(ns, static n => new NamespaceState(n));
-        var physicalNow = _time.GetUtcNow();
-
-        if (options.IdempotencyKey is { } idemKey && state.Idempotency.TryGetValue(idemKey, out var stored) && stored.ExpiresAt > physicalNow)
-        {
-            if (!stored.Fingerprint.AsSpan().SequenceEqual(fingerprint)) throw new IdempotencyKeyReusedException(idemKey);
-            return stored.Result.AsReplay();
-        }
-
-        var succeeded = true;
-        foreach (var compare in request.Compares)
-        {
-            if (!Evaluate(state, compare, physicalNow))
-            {
-                succeeded = false;
-                break;
-            }
-        }
-        var branch = succeeded ? request.Then : request.Else;
-        var revision = _lastRevision + 1;
-        var staged = new Dictionary<string, ConcordRecord>(StringComparer.Ordinal);
-        var results = new List<TxnOpResult>(branch.Count);
-        var changes = new List<ChangeEvent>();
-        var strict = _options.IsStrict(ns);
-        var commitTime = NextCommitTime(physicalNow);
-
-        for (var i = 0; i < branch.Count; i++)
-        {
-            var op = branch[i];
-            var latest = staged.TryGetValue(op.Key, out var s) ? s : state.Keys.TryGetValue(op.Key, out var e) ? e.Latest : null;
-            var live = Live(latest, physicalNow);
-            if (op.Kind == TxnOpKind.Get)
-            {
-                results.Add(new TxnOpResult(TxnOpKind.Get, op.Key, live));
-                continue;
-            }
-            var conflict = CheckExpectation(state, op, live, strict, request.Compares, staged);
-            if (conflict is not null) return Conflict(succeeded, i, conflict);
-
-            ConcordRecord record;
-            var nextVersion = (latest?.Version ?? 0) + 1;
-            var createRevision = live?.CreateRevision ?? revision;
-            var expires = op.Ttl is { } ttl ? physicalNow + ttl : (DateTimeOffset?)null;
-            switch (op.Kind)
-            {
-                case TxnOpKind.Put:
-                    record = new ConcordRecord(op.Key, op.Value.Clone(), nextVersion, revision, createRevision, options.Agent, commitTime, expires, false);
-                    changes.Add(new ChangeEvent(ns, ChangeKind.Put, record));
-                    break;
-                case TxnOpKind.Delete:
-                    if (live is null) return Conflict(succeeded, i, new WriteResult(op.Key, ConflictKind.NotFound, null, _lastRevision, message: $"'{op.Key}' does not exist"));
-                    record = new ConcordRecord(op.Key, default, nextVersion, revision, live.CreateRevision, options.Agent, commitTime, null, true);
-                    changes.Add(new ChangeEvent(ns, ChangeKind.Delete, record));
-                    break;
-                default:
-                    var document = live is null ? new JsonObject() : live.Value.ToNode();
-                    var patched = PatchApplier.Apply(document, op.Patch!, out var failedTest);
-                    if (failedTest >= 0)
-                    {
-                        var failed = op.Patch!.Operations[failedTest];
-                        return Conflict(succeeded, i, new WriteResult(op.Key, ConflictKind.TestFailed, live, _lastRevision,
-                            message: $"test at '{failed.Path}' (operation {failedTest}) did not hold on '{op.Key}'{VersionText(live)}"));
-                    }
-                    var value = JsonSerializer.SerializeToElement(patched);
-                    CheckSize(op.Key, value);
-                    // A patch keeps the key's TTL unless it sets a new one.
-                    record = new ConcordRecord(op.Key, value, nextVersion, revision, createRevision, options.Agent, commitTime, expires ?? live?.ExpiresAt, false);
-                    changes.Add(new ChangeEvent(ns, ChangeKind.Put, record));
-                    break;
-            }
-            staged[op.Key] = record;
-            results.Add(new TxnOpResult(op.Kind, op.Key, record));
-        }
-
-        var result = new TxnResult(succeeded, results, changes.Count > 0 ? revision : _lastRevision, null);
-        if (changes.Count == 0) return result;
-
-        IdempotencyEntry? idempotency = null;
-        if (options.IdempotencyKey is { } key)
-            idempotency = new IdempotencyEntry(key, fingerprint!, physicalNow + _options.IdempotencyRetention, result);
-        commit = new CommitEntry { Revision = revision, Namespace = ns, Time = commitTime, Changes = changes, Idempotency = idempotency };
-        Install(state, commit);
+        var now = _time.GetUtcNow();
+        var context = new EvaluationContext(_lastRevision, now, NextCommitTime(now), _options);
+        var result = TxnEvaluator.Evaluate(ns, request, options, fingerprint, state, context, out commit);
+        if (commit is not null) Install(state, commit);
         return result;
-
-        TxnResult Conflict(bool branchTaken, int index, WriteResult conflict) =>
-            new(branchTaken, [], _lastRevision, conflict, failedOpIndex: index);
     }
 
     private DateTimeOffset NextCommitTime(DateTimeOffset physicalNow)
@@ -384,89 +254,6 @@ public sealed class ConcordEngine : IConcordStore
         _lastTicks = Math.Max(physicalNow.UtcTicks, _lastTicks + 1);
         return new DateTimeOffset(_lastTicks, TimeSpan.Zero);
     }
-
-    private static ConcordRecord? Live(ConcordRecord? record, DateTimeOffset now) =>
-        record is null || record.IsDeleted || record.ExpiresAt <= now ? null : record;
-
-    private static string VersionText(ConcordRecord? live) =>
-        live is null ? " (absent)" : $" (at version {live.Version}{(live.Writer is null ? "" : $", written by {live.Writer}")})";
-
-    private WriteResult? CheckExpectation(NamespaceState state, TxnOp op, ConcordRecord? live, bool strict, IReadOnlyList<TxnCompare> compares, Dictionary<string, ConcordRecord> staged)
-    {
-        var expect = op.Expect;
-        if (expect.Fence is { } fence && CheckFence(state, op.Key, fence, live, staged) is { } stale) return stale;
-        var currentVersion = live?.Version ?? 0;
-        switch (expect.Kind)
-        {
-            case ExpectationKind.Absent when live is not null:
-                return new WriteResult(op.Key, ConflictKind.AlreadyExists, live, _lastRevision, message: $"'{op.Key}' already exists{VersionText(live)}");
-            case ExpectationKind.Exists when live is null:
-                return new WriteResult(op.Key, ConflictKind.NotFound, null, _lastRevision, message: $"'{op.Key}' does not exist");
-            case ExpectationKind.Version when currentVersion != expect.Version:
-                return new WriteResult(op.Key, ConflictKind.VersionMismatch, live, _lastRevision,
-                    message: $"expected '{op.Key}' at version {expect.Version}{(expect.Version == 0 ? " (absent)" : "")} but it is{VersionText(live)}");
-        }
-        if (strict && expect.IsBlind && live is not null && op.Kind is TxnOpKind.Put or TxnOpKind.Delete && !IsGuarded(op.Key, compares))
-        {
-            return new WriteResult(op.Key, ConflictKind.BlindWriteRefused, live, _lastRevision,
-                message: $"strict mode refuses a blind {(op.Kind == TxnOpKind.Put ? "overwrite" : "delete")} of '{op.Key}'{VersionText(live)}; state the version you read (If-Match), or use a patch");
-        }
-        return null;
-    }
-
-    /// <summary>
-    /// Fencing: the lock record (<c>_sys/locks/{name}</c>, see <c>StoreLockService</c>) carries the newest token issued and
-    /// the floor set by the newest exclusive grant. A token below the floor is stale; one above the counter was never issued.
-    /// </summary>
-    private WriteResult? CheckFence(NamespaceState state, string key, Fence fence, ConcordRecord? live, Dictionary<string, ConcordRecord> staged)
-    {
-        var lockKey = Coordination.Locks.StoreLockService.KeyFor(fence.Lock);
-        var lockRecord = staged.TryGetValue(lockKey, out var s) ? s : state.Keys.TryGetValue(lockKey, out var e) ? e.Latest : null;
-        long issued = 0, floor = 0;
-        if (lockRecord is { IsDeleted: false } && lockRecord.Value.ValueKind == JsonValueKind.Object)
-        {
-            if (lockRecord.Value.TryGetProperty("issued", out var i) && i.TryGetInt64(out var iv)) issued = iv;
-            if (lockRecord.Value.TryGetProperty("floor", out var f) && f.TryGetInt64(out var fv)) floor = fv;
-        }
-        if (fence.Token > issued)
-            return new WriteResult(key, ConflictKind.StaleFence, live, _lastRevision, message: $"fencing token {fence.Token} was never issued for lock '{fence.Lock}' (newest is {issued})");
-        if (fence.Token < floor)
-            return new WriteResult(key, ConflictKind.StaleFence, live, _lastRevision,
-                message: $"fencing token {fence.Token} for lock '{fence.Lock}' is stale: the lock was granted with token {floor} since");
-        return null;
-    }
-
-    private static bool IsGuarded(string key, IReadOnlyList<TxnCompare> compares)
-    {
-        foreach (var c in compares)
-        {
-            if (c.Target == CompareTarget.PrefixModRevision ? key.StartsWith(c.Key, StringComparison.Ordinal) : c.Key == key) return true;
-        }
-        return false;
-    }
-
-    private bool Evaluate(NamespaceState state, TxnCompare compare, DateTimeOffset now)
-    {
-        if (compare.Target == CompareTarget.PrefixModRevision)
-            return Compare(state.PrefixModRevision(compare.Key), compare.Op, compare.Number);
-        var latest = state.Keys.TryGetValue(compare.Key, out var entry) ? entry.Latest : null;
-        var live = Live(latest, now);
-        return compare.Target switch
-        {
-            CompareTarget.Version => Compare(live?.Version ?? 0, compare.Op, compare.Number),
-            CompareTarget.ModRevision => Compare(latest?.Revision ?? 0, compare.Op, compare.Number),
-            _ => (live is not null && JsonEquality.DeepEquals(live.Value, compare.Value)) == (compare.Op == CompareOp.Equal),
-        };
-    }
-
-    private static bool Compare(long actual, CompareOp op, long expected) => op switch
-    {
-        CompareOp.Equal => actual == expected,
-        CompareOp.NotEqual => actual != expected,
-        CompareOp.Less => actual < expected,
-        CompareOp.LessOrEqual => actual <= expected,
-        _ => actual > expected,
-    };
 
     /// <summary>Installs a commit's versions into the MVCC map. Caller holds the write lock (or is recovering).</summary>
     private void Install(NamespaceState state, CommitEntry commit)
@@ -509,7 +296,7 @@ public sealed class ConcordEngine : IConcordStore
         _encodeBuffer.ResetWrittenCount();
         Codec.WriteCommit(_encodeBuffer, commit);
         var durable = _log.Append(commit.Revision, _encodeBuffer.WrittenSpan);
-        if (_log.BytesSinceRotation >= _options.SnapshotEveryBytes && Interlocked.CompareExchange(ref _snapshotRunning, 1, 0) == 0)
+        if (_log.BytesSinceRotation >= _options.SnapshotEveryBytes && _snapshotGate.Wait(0))
             _ = Task.Run(RunBackgroundSnapshotAsync);
         return durable;
     }
@@ -530,7 +317,7 @@ public sealed class ConcordEngine : IConcordStore
         }
         finally
         {
-            Volatile.Write(ref _snapshotRunning, 0);
+            _snapshotGate.Release();
         }
     }
 
@@ -622,7 +409,7 @@ public sealed class ConcordEngine : IConcordStore
         {
             if (request.FromRevision > 0)
             {
-                if (request.FromRevision < _historyFrom) throw new RevisionCompactedException(request.FromRevision, _historyFrom);
+                if (request.FromRevision < _historyFrom) throw new RevisionCompactedException(request.FromRevision, _historyFrom - 1);
                 for (var i = FirstIndexAtOrAfter(request.FromRevision); i < _history.Count; i++)
                 {
                     var change = _history[i];
@@ -634,7 +421,11 @@ public sealed class ConcordEngine : IConcordStore
         try
         {
             foreach (var change in backlog) yield return change;
-            await foreach (var change in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false)) yield return change;
+            await foreach (var change in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                // A FromRevision beyond the current one: live changes before it were not asked for.
+                if (change.Revision >= request.FromRevision) yield return change;
+            }
         }
         finally
         {
@@ -698,15 +489,14 @@ public sealed class ConcordEngine : IConcordStore
     public async Task<long> SnapshotAsync(CancellationToken cancellationToken = default)
     {
         if (_log is null) return 0;
-        while (Interlocked.CompareExchange(ref _snapshotRunning, 1, 0) != 0)
-            await Task.Delay(TimeSpan.FromMilliseconds(5), _time, cancellationToken).ConfigureAwait(false);
+        await _snapshotGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             return await SnapshotCoreAsync().ConfigureAwait(false);
         }
         finally
         {
-            Volatile.Write(ref _snapshotRunning, 0);
+            _snapshotGate.Release();
         }
     }
 
@@ -769,6 +559,9 @@ public sealed class ConcordEngine : IConcordStore
             if (_disposed) return;
             _disposed = true;
         }
+        // A snapshot still writing would otherwise rename files and delete segments after the directory lock is released.
+        // Held to the end: a later SnapshotAsync then gets the gate and fails with "closed" instead of waiting forever.
+        await _snapshotGate.WaitAsync().ConfigureAwait(false);
         if (_sweeper is not null) await _sweeper.DisposeAsync().ConfigureAwait(false);
         if (_log is not null) await _log.DisposeAsync().ConfigureAwait(false);
         lock (_publishGate)
@@ -777,5 +570,6 @@ public sealed class ConcordEngine : IConcordStore
             _subscribers.Clear();
         }
         if (_directoryLock is not null) await _directoryLock.DisposeAsync().ConfigureAwait(false);
+        _snapshotGate.Release();
     }
 }

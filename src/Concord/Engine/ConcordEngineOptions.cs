@@ -39,6 +39,13 @@ public sealed class ConcordEngineOptions
     /// <summary>Clock for commit times, TTLs and idempotency retention. <value>Default: <see cref="TimeProvider.System"/>.</value></summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
+    /// <summary>
+    /// This store's actor id in causal contexts (the <c>n1</c> of <c>{"n1":42}</c>). Contexts hold one entry per store
+    /// replica, not per agent. Keep it stable for a data directory; give each replica of a replicated deployment its own.
+    /// <value>Default: <c>n1</c>.</value>
+    /// </summary>
+    public string ReplicaId { get; set; } = "n1";
+
     /// <summary>True when <paramref name="ns"/> refuses blind overwrites.</summary>
     public bool IsStrict(string ns) => StrictNamespaces.TryGetValue(ns, out var strict) ? strict : StrictMode;
 
@@ -52,5 +59,6 @@ public sealed class ConcordEngineOptions
         if (SnapshotEveryBytes < 4096) throw new ArgumentException("SnapshotEveryBytes must be at least 4 KiB", nameof(SnapshotEveryBytes));
         if (WatchBufferSize < 16) throw new ArgumentException("WatchBufferSize must be at least 16", nameof(WatchBufferSize));
         ArgumentNullException.ThrowIfNull(TimeProvider);
+        if (string.IsNullOrWhiteSpace(ReplicaId) || ReplicaId.Length > 64) throw new ArgumentException("ReplicaId must be 1 to 64 characters", nameof(ReplicaId));
     }
 }

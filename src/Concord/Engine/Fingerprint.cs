@@ -52,6 +52,9 @@ internal static class Fingerprint
             w.WriteStringValue(op.Patch?.ToString() ?? "");
             w.WriteStringValue(op.Expect.ToString());
             w.WriteNumberValue(op.Ttl?.Ticks ?? -1);
+            // Written only when set, so fingerprints of requests without it are unchanged. The causal context is
+            // deliberately not part of the fingerprint: sessions refresh it between attempts of one operation.
+            if (op.AllowSiblings) w.WriteStringValue("siblings");
         }
         w.WriteEndArray();
     }

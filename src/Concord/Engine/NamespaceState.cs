@@ -6,7 +6,7 @@ namespace Concord.Engine;
 internal sealed record IdempotencyEntry(string Key, byte[] Fingerprint, DateTimeOffset ExpiresAt, TxnResult Result);
 
 /// <summary>Everything the engine keeps for one namespace.</summary>
-internal sealed class NamespaceState(string name)
+internal sealed class NamespaceState(string name) : ITxnView
 {
     public readonly string Name = name;
 
@@ -22,6 +22,10 @@ internal sealed class NamespaceState(string name)
 
     /// <summary>Newest fencing token per lock; writer-owned.</summary>
     public readonly Dictionary<string, long> Fences = new(StringComparer.Ordinal);
+
+    public ConcordRecord? Latest(string key) => Keys.TryGetValue(key, out var entry) ? entry.Latest : null;
+
+    public IdempotencyEntry? FindIdempotency(string key) => Idempotency.TryGetValue(key, out var entry) ? entry : null;
 
     public KeyEntry GetOrAddEntry(string key)
     {

@@ -197,15 +197,22 @@ internal static class Recovery
         {
             var path = segments[s];
             var isLast = s == segments.Count - 1;
+            // A segment is named by the first revision it was created for: everything before that name existed, even
+            // when no commit follows in the log (so a lost snapshot or segment cannot pass for an empty log).
+            if (FirstRevision(path) is { } first && first > last + 1)
+                throw new CorruptDataException(path, 0, $"the log starts at revision {first} but recovery reached only {last}: revisions {last + 1}..{first - 1} are missing (a gap)");
             var bytes = File.ReadAllBytes(path);
             var memory = bytes.AsMemory();
             if (bytes.Length < Framing.LogMagic.Length || !bytes.AsSpan(0, Framing.LogMagic.Length).SequenceEqual(Framing.LogMagic))
             {
-                // A segment created but never fsynced with its header can only be the newest one.
-                if (isLast) { Truncate(path, 0); continue; }
-                throw new CorruptDataException(path, 0, "not a Concord log segment (bad magic)");
+                // The header is fsynced before any commit is appended, so a segment without one holds no commit: it was
+                // being created when the process stopped. Anything longer is damage, never silently dropped.
+                if (bytes.Length > Framing.LogMagic.Length) throw new CorruptDataException(path, 0, "not a Concord log segment (bad magic)");
+                if (isLast) Truncate(path, 0);
+                continue;
             }
             long offset = Framing.LogMagic.Length;
+            var truncated = false;
             while (true)
             {
                 var status = Framing.TryRead(memory, offset, out var payload, out var next, out var reason);
@@ -213,7 +220,7 @@ internal static class Recovery
                 if (status == Framing.ReadStatus.Torn)
                 {
                     // A torn tail is the expected trace of a crash mid-write: nothing after it was acknowledged.
-                    if (isLast) { Truncate(path, offset); break; }
+                    if (isLast) { Truncate(path, offset); truncated = true; break; }
                     throw new CorruptDataException(path, offset, reason + " in a sealed log segment");
                 }
                 CommitEntry commit;
@@ -234,8 +241,20 @@ internal static class Recovery
                 }
                 offset = next;
             }
+            // The newest segment may hold commits the crashed process wrote but never fsynced (still in the page cache).
+            // They are about to become visible and new commits will build on them: make them durable first.
+            if (isLast && !truncated) Sync(path);
         }
         return new Outcome(snapshotRevision, last, lastTicks);
+    }
+
+    private static long? FirstRevision(string segmentPath) =>
+        long.TryParse(Path.GetFileNameWithoutExtension(segmentPath), NumberStyles.None, CultureInfo.InvariantCulture, out var first) ? first : null;
+
+    private static void Sync(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Write);
+        stream.Flush(flushToDisk: true);
     }
 
     private static void Truncate(string path, long length)

@@ -156,12 +156,14 @@ internal sealed class WriteAheadLog : IAsyncDisposable
             batch.Durable.TrySetException(Unavailable(e));
             return;
         }
+        // Publish to readers before recording the revision as durable: WaitDurableAsync completes at once for a durable
+        // revision, and whoever it answers (a conflict, an idempotent replay) may read what it saw right after.
+        _onDurable(batch.LastRevision);
         lock (_bufferGate)
         {
             Volatile.Write(ref _durableRevision, batch.LastRevision);
             _flushing = null;
         }
-        _onDurable(batch.LastRevision);
         batch.Durable.TrySetResult();
     }
 

@@ -335,8 +335,8 @@ internal static class PatchApplier
             var tilde = pointer.IndexOf('~', start, end - start);
             if (tilde < 0) return pointer[start..end];
 
-            var builder = new StringBuilder(end - start);
-            for (var i = start; i < end; i++)
+            var builder = new StringBuilder(end - start).Append(pointer, start, tilde - start);
+            for (var i = tilde; i < end; i++)
             {
                 if (pointer[i] != '~')
                 {
@@ -523,10 +523,9 @@ internal static class PatchApplier
         {
             if (a.IsInteger && b.IsInteger) return a.Integer.CompareTo(b.Integer);
             if (a.IsInteger) return -Compare(b, a);
-            // a is a double. Beyond the long range it is beyond every integer; inside it, it is a
-            // non-integer below 2^52, so rounding b to a double cannot reorder the pair.
+            // a is a double: a non-integer (so below 2^52, where rounding b cannot reorder the pair) or
+            // outside the long range. Only a = 2^63 needs care: long.MaxValue rounds up to equal it.
             if (b.IsInteger && a.Real >= LongRangeEnd) return 1;
-            if (b.IsInteger && a.Real < -LongRangeEnd) return -1;
             return a.Real.CompareTo(b.AsDouble);
         }
 
@@ -537,7 +536,6 @@ internal static class PatchApplier
             if (value.TryGetValue(out long l)) { number = FromInteger(l); return true; }
             if (value.TryGetValue(out int i)) { number = FromInteger(i); return true; }
             if (value.TryGetValue(out double d)) return TryFromDouble(d, out number);
-            if (value.TryGetValue(out decimal m)) return TryFromDecimal(m, out number);
 
             // Rarer CLR numeric types (byte, float, ulong, ...): read them through their JSON text.
             using var document = JsonDocument.Parse(value.ToJsonString());
@@ -548,21 +546,15 @@ internal static class PatchApplier
         {
             if (element.TryGetInt64(out var l)) { number = FromInteger(l); return true; }
             // Decimal before double: 9007199254740993.0 is integral and must not round through a double.
-            if (element.TryGetDecimal(out var m) && TryFromDecimal(m, out number)) return true;
-            if (element.TryGetDouble(out var d)) return TryFromDouble(d, out number);
-            number = default;
-            return false;
-        }
-
-        private static bool TryFromDecimal(decimal m, out Number number)
-        {
-            if (decimal.Truncate(m) == m && m >= long.MinValue && m <= long.MaxValue)
+            if (element.TryGetDecimal(out var m) && decimal.Truncate(m) == m && m >= long.MinValue && m <= long.MaxValue)
             {
                 number = FromInteger((long)m);
                 return true;
             }
 
-            return TryFromDouble((double)m, out number);
+            if (element.TryGetDouble(out var d)) return TryFromDouble(d, out number);
+            number = default;
+            return false;
         }
 
         private static bool TryFromDouble(double d, out Number number)

@@ -103,6 +103,12 @@ public interface ILockService
     /// <summary>Releases a lease. False when it was no longer held.</summary>
     ValueTask<bool> ReleaseAsync(Lease lease, CancellationToken cancellationToken = default);
 
+    /// <summary>Extends the lease <paramref name="leaseId"/> of lock <paramref name="name"/>; null when it was already lost, else the new expiry.</summary>
+    ValueTask<DateTimeOffset?> RenewAsync(string ns, string name, string leaseId, TimeSpan ttl, CancellationToken cancellationToken = default);
+
+    /// <summary>Releases the lease <paramref name="leaseId"/> of lock <paramref name="name"/>; false when it was no longer held.</summary>
+    ValueTask<bool> ReleaseAsync(string ns, string name, string leaseId, CancellationToken cancellationToken = default);
+
     /// <summary>Every lock of a namespace with holders and waiters.</summary>
     ValueTask<IReadOnlyList<LockInfo>> ListAsync(string ns, CancellationToken cancellationToken = default);
 }
@@ -186,9 +192,12 @@ public sealed class Lease : IAsyncDisposable
                 _lost.Cancel();
                 return;
             }
-            _expiry = _time.CreateTimer(static s => ((Lease)s!).MarkLost(), this, due, Timeout.InfiniteTimeSpan);
+            _expiry = _time.CreateTimer(static s => ((Lease)s!).Expire(), this, due, Timeout.InfiniteTimeSpan);
         }
     }
+
+    /// <summary>True when the lease ended by expiry rather than by release.</summary>
+    internal bool ExpiredWhileHeld { get; private set; }
 
     internal void MarkLost()
     {
@@ -204,6 +213,12 @@ public sealed class Lease : IAsyncDisposable
         catch (ObjectDisposedException)
         {
         }
+    }
+
+    private void Expire()
+    {
+        ExpiredWhileHeld = true;
+        MarkLost();
     }
 
     /// <summary>Releases the lease if still held.</summary>

@@ -41,6 +41,28 @@ public sealed class StoreLockService : ILockService
         var key = KeyFor(name);
         var started = _time.GetUtcNow();
         var deadline = started + request.Wait;
+        using var activity = Diagnostics.ConcordTelemetry.ActivitySource.StartActivity("concord.lock.acquire");
+        activity?.SetTag(Diagnostics.ConcordTelemetry.Tags.Namespace, ns);
+        activity?.SetTag("concord.lock", name);
+        activity?.SetTag(Diagnostics.ConcordTelemetry.Tags.AgentId, request.Owner);
+        var result = await AcquireCoreAsync(ns, name, key, request, deadline, cancellationToken).ConfigureAwait(false);
+        activity?.SetTag("concord.lock.status", result.Status.ToString());
+        if (result.Lease is { } granted)
+        {
+            activity?.SetTag(Diagnostics.ConcordTelemetry.Tags.FenceToken, granted.Token);
+            granted.Lost.Register(static s =>
+            {
+                var l = (Lease)s!;
+                if (l.ExpiredWhileHeld) Diagnostics.ConcordTelemetry.LeasesLost.Add(1);
+            }, granted);
+        }
+        Diagnostics.ConcordTelemetry.LockWait.Record((_time.GetUtcNow() - started).TotalSeconds,
+            new KeyValuePair<string, object?>("concord.lock.status", result.Status.ToString()));
+        return result;
+    }
+
+    private async ValueTask<LockResult> AcquireCoreAsync(string ns, string name, string key, LockRequest request, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
         string? waiterId = null;
         while (true)
         {
@@ -136,27 +158,27 @@ public sealed class StoreLockService : ILockService
     public async ValueTask<bool> RenewAsync(Lease lease, TimeSpan? ttl = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(lease);
-        var length = ttl ?? TimeSpan.FromSeconds(30);
-        if (length <= TimeSpan.Zero) throw new InvalidRequestException("Lease TTL must be positive");
-        var key = KeyFor(lease.Name);
+        var expires = await RenewAsync(lease.Namespace, lease.Name, lease.LeaseId, ttl ?? TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+        if (expires is { } e) lease.SetExpiry(e);
+        else lease.MarkLost();
+        return expires is not null;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<DateTimeOffset?> RenewAsync(string ns, string name, string leaseId, TimeSpan ttl, CancellationToken cancellationToken = default)
+    {
+        if (ttl <= TimeSpan.Zero || ttl > TimeSpan.FromDays(1)) throw new InvalidRequestException("Lease TTL must be between 0 and 1 day");
+        var key = KeyFor(name);
         while (true)
         {
-            var record = await _store.GetAsync(lease.Namespace, key, null, cancellationToken).ConfigureAwait(false);
+            var record = await _store.GetAsync(ns, key, null, cancellationToken).ConfigureAwait(false);
             var state = LockState.From(record);
             var now = _time.GetUtcNow();
-            var holder = state.Holders.Find(h => h.LeaseId == lease.LeaseId);
-            if (holder is null || holder.ExpiresAt <= now)
-            {
-                lease.MarkLost();
-                return false;
-            }
-            holder.ExpiresAt = now + length;
+            var holder = state.Holders.Find(h => h.LeaseId == leaseId);
+            if (holder is null || holder.ExpiresAt <= now) return null;
+            holder.ExpiresAt = now + ttl;
             state.Prune(now, keepWaiter: null);
-            if (await TryWriteAsync(lease.Namespace, key, state, record, lease.Owner, cancellationToken).ConfigureAwait(false))
-            {
-                lease.SetExpiry(holder.ExpiresAt);
-                return true;
-            }
+            if (await TryWriteAsync(ns, key, state, record, holder.Owner, cancellationToken).ConfigureAwait(false)) return holder.ExpiresAt;
         }
     }
 
@@ -164,24 +186,25 @@ public sealed class StoreLockService : ILockService
     public async ValueTask<bool> ReleaseAsync(Lease lease, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(lease);
-        var key = KeyFor(lease.Name);
+        var released = await ReleaseAsync(lease.Namespace, lease.Name, lease.LeaseId, cancellationToken).ConfigureAwait(false);
+        lease.MarkLost();
+        return released;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> ReleaseAsync(string ns, string name, string leaseId, CancellationToken cancellationToken = default)
+    {
+        var key = KeyFor(name);
         while (true)
         {
-            var record = await _store.GetAsync(lease.Namespace, key, null, cancellationToken).ConfigureAwait(false);
+            var record = await _store.GetAsync(ns, key, null, cancellationToken).ConfigureAwait(false);
             var state = LockState.From(record);
             var now = _time.GetUtcNow();
-            var removed = state.Holders.RemoveAll(h => h.LeaseId == lease.LeaseId) > 0;
-            if (!removed)
-            {
-                lease.MarkLost();
-                return false;
-            }
+            var holder = state.Holders.Find(h => h.LeaseId == leaseId);
+            if (holder is null) return false;
+            state.Holders.Remove(holder);
             state.Prune(now, keepWaiter: null);
-            if (await TryWriteAsync(lease.Namespace, key, state, record, lease.Owner, cancellationToken).ConfigureAwait(false))
-            {
-                lease.MarkLost();
-                return true;
-            }
+            if (await TryWriteAsync(ns, key, state, record, holder.Owner, cancellationToken).ConfigureAwait(false)) return true;
         }
     }
 

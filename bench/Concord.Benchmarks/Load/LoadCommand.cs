@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Concord.Benchmarks.Load;
+
+/// <summary>
+/// <c>load contention|durable|memory|all [--quick] [--runs N] [--dir DIR] [--out FILE]</c>: the multi-threaded figures
+/// BenchmarkDotNet is awkward for. Prints progress, writes the results as JSON (default artifacts/bench/load.json).
+/// </summary>
+internal static class LoadCommand
+{
+    public static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    public const string Usage = "usage: load contention|durable|memory|all [--quick] [--runs N] [--dir WORKDIR] [--out FILE.json]";
+
+    public static int Run(string[] args)
+    {
+        string? suite = null, dir = null, output = null;
+        int? runs = null;
+        var quick = false;
+        for (var i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--quick": quick = true; break;
+                case "--runs" when i + 1 < args.Length && int.TryParse(args[i + 1], out var r) && r > 0: runs = r; i++; break;
+                case "--dir" when i + 1 < args.Length: dir = args[++i]; break;
+                case "--out" when i + 1 < args.Length: output = args[++i]; break;
+                case "contention" or "durable" or "memory" or "all" when suite is null: suite = args[i]; break;
+                default:
+                    Console.Error.WriteLine($"unexpected argument '{args[i]}'\n{Usage}");
+                    return 2;
+            }
+        }
+        if (suite is null)
+        {
+            Console.Error.WriteLine(Usage);
+            return 2;
+        }
+        var settings = LoadSettings.Create(quick, runs, dir);
+        Directory.CreateDirectory(settings.WorkDirectory);
+        output ??= Path.Combine("artifacts", "bench", quick ? "load-quick.json" : "load.json");
+        var clock = Stopwatch.StartNew();
+        void Log(string line) => Console.WriteLine($"[{clock.Elapsed.TotalSeconds,6:0.0}s] {line}");
+
+        var comparisons = new List<Comparison>();
+        try
+        {
+            if (suite is "contention" or "all") comparisons.AddRange(ContentionLoad.Run(settings, Log));
+            if (suite is "durable" or "all") comparisons.AddRange(DurableLoad.Run(settings, Log));
+            if (suite is "memory" or "all") comparisons.AddRange(MemoryLoad.Run(settings, Log));
+        }
+        finally
+        {
+            if (dir is null && Directory.Exists(settings.WorkDirectory)) Directory.Delete(settings.WorkDirectory, recursive: true);
+        }
+
+        var command = "load " + string.Join(' ', args);
+        var results = new LoadResults(command, DateTimeOffset.UtcNow, quick, settings.Runs, MachineInfo.Collect(Path.GetDirectoryName(Path.GetFullPath(settings.WorkDirectory))!), comparisons);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+        File.WriteAllText(output, JsonSerializer.Serialize(results, Json));
+        Console.WriteLine();
+        foreach (var c in comparisons)
+        {
+            var verdict = c.TargetMet is { } met ? $"  target {c.Target} {(met ? "met" : "MISSED")}" : "";
+            Console.WriteLine($"{c.Suite,-10} {c.Scenario,-26} concord {c.Concord.Median,14:N0} {c.Unit,-9} peer {c.Peer.Median,14:N0}  ratio {c.Ratio,7:0.00}×{verdict}");
+        }
+        Console.WriteLine($"\nwrote {output} in {clock.Elapsed.TotalSeconds:0.0} s");
+        return 0;
+    }
+}

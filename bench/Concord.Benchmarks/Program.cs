@@ -1,0 +1,22 @@
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Exporters.Json;
+using BenchmarkDotNet.Running;
+using Concord.Benchmarks.Load;
+using Concord.Benchmarks.Report;
+
+// dotnet run -c Release --project bench/Concord.Benchmarks -- [BenchmarkDotNet args]   micro-benchmarks (PointOpsBenchmarks)
+//                                                           -- load contention|durable|memory|all [--quick]   load figures
+//                                                           -- report --load FILE --bdn DIR --out FILE   docs/benchmarks.md
+return args switch
+{
+    ["load", .. var rest] => LoadCommand.Run(rest),
+    ["report", .. var rest] => ReportCommand.Run(rest),
+    _ => RunBenchmarkDotNet(args),
+};
+
+static int RunBenchmarkDotNet(string[] args)
+{
+    var config = DefaultConfig.Instance.AddExporter(JsonExporter.Brief);
+    var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, config);
+    return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
+}

@@ -1,0 +1,72 @@
+using Npgsql;
+
+namespace Concord.Postgres;
+
+/// <summary>
+/// The schema, created (or upgraded) on first start under an advisory lock so several nodes can start together.
+/// </summary>
+/// <remarks>
+/// <list type="bullet">
+/// <item><c>meta</c>: one row holding the global revision, the HLC of the last commit and the oldest readable revision.
+/// Every writer locks it first, so commits are totally ordered by revision (linearizable) and the change feed has no gaps.</item>
+/// <item><c>kv</c>: the newest version of every key (tombstones included), keys in "C" collation so prefix ranges match ordinal order. Records are stored as <c>json</c>, not <c>jsonb</c>, so values come back byte-for-byte as written.</item>
+/// <item><c>kv_log</c>: every version by revision: snapshot reads, prefix phantoms and watch read it; compacted to a retention window.</item>
+/// <item><c>idempotency</c>: stored results, written in the same transaction as the effect.</item>
+/// </list>
+/// </remarks>
+internal static class Schema
+{
+    public const int Version = 1;
+
+    public static string Sql(string schema) => $"""
+        CREATE SCHEMA IF NOT EXISTS {schema};
+        CREATE TABLE IF NOT EXISTS {schema}.meta (
+            id int PRIMARY KEY CHECK (id = 1),
+            schema_version int NOT NULL,
+            revision bigint NOT NULL,
+            last_ticks bigint NOT NULL,
+            oldest_readable bigint NOT NULL);
+        INSERT INTO {schema}.meta VALUES (1, {Version}, 0, 0, 1) ON CONFLICT (id) DO NOTHING;
+        CREATE TABLE IF NOT EXISTS {schema}.kv (
+            ns text NOT NULL,
+            key text COLLATE "C" NOT NULL,
+            version bigint NOT NULL,
+            revision bigint NOT NULL,
+            record json NOT NULL,
+            expires_at bigint,
+            deleted boolean NOT NULL,
+            PRIMARY KEY (ns, key));
+        CREATE INDEX IF NOT EXISTS kv_expiry ON {schema}.kv (expires_at) WHERE expires_at IS NOT NULL AND NOT deleted;
+        CREATE TABLE IF NOT EXISTS {schema}.kv_log (
+            revision bigint NOT NULL,
+            idx int NOT NULL,
+            ns text NOT NULL,
+            key text COLLATE "C" NOT NULL,
+            kind smallint NOT NULL,
+            record json NOT NULL,
+            deleted boolean NOT NULL,
+            PRIMARY KEY (revision, idx));
+        CREATE INDEX IF NOT EXISTS kv_log_key ON {schema}.kv_log (ns, key, revision DESC);
+        CREATE TABLE IF NOT EXISTS {schema}.idempotency (
+            ns text NOT NULL,
+            key text NOT NULL,
+            expires_at bigint NOT NULL,
+            entry json NOT NULL,
+            PRIMARY KEY (ns, key));
+        CREATE INDEX IF NOT EXISTS idempotency_expiry ON {schema}.idempotency (expires_at);
+        """;
+
+    public static async Task EnsureAsync(NpgsqlDataSource dataSource, string schema, CancellationToken cancellationToken)
+    {
+        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using (var lockCmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext('concord-migrate:' || @s))", conn, tx))
+        {
+            lockCmd.Parameters.AddWithValue("s", schema);
+            await lockCmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        await using (var create = new NpgsqlCommand(Sql(schema), conn, tx))
+            await create.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+}

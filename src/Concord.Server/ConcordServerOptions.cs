@@ -1,0 +1,61 @@
+namespace Concord.Server;
+
+/// <summary>Rights an API key can grant within its namespaces.</summary>
+[Flags]
+public enum ApiRights
+{
+    /// <summary>Nothing.</summary>
+    None = 0,
+    /// <summary>Reads, lists, watches.</summary>
+    Read = 1,
+    /// <summary>Writes, patches, transactions, locks.</summary>
+    Write = 2,
+    /// <summary>Everything, including reserved <c>_sys/</c> keys.</summary>
+    Admin = 4,
+}
+
+/// <summary>One API key (sent as <c>Authorization: Bearer KEY</c> or <c>X-Api-Key: KEY</c>).</summary>
+public sealed class ApiKeyOptions
+{
+    /// <summary>The secret. Never logged.</summary>
+    public string Key { get; set; } = "";
+
+    /// <summary>Display name used as the default agent id. <value>Default: "client".</value></summary>
+    public string Name { get; set; } = "client";
+
+    /// <summary>Namespaces the key may touch; <c>*</c> means all. <value>Default: none.</value></summary>
+    public List<string> Namespaces { get; set; } = [];
+
+    /// <summary>Rights within those namespaces. <value>Default: read.</value></summary>
+    public ApiRights Rights { get; set; } = ApiRights.Read;
+
+    internal bool Allows(string ns) => Namespaces.Contains("*") || Namespaces.Contains(ns);
+}
+
+/// <summary>Settings of <c>concord serve</c> (configuration section <c>Concord</c>; env vars <c>Concord__Backend</c>, …).</summary>
+public sealed class ConcordServerOptions
+{
+    /// <summary>memory | embedded. <value>Default: embedded.</value></summary>
+    public string Backend { get; set; } = "embedded";
+
+    /// <summary>Data directory for the embedded engine. <value>Default: ./concord-data.</value></summary>
+    public string DataDirectory { get; set; } = "concord-data";
+
+    /// <summary>Connection string for external backends.</summary>
+    public string? Connection { get; set; }
+
+    /// <summary>Refuse blind overwrites (HTTP 428). <value>Default: true.</value></summary>
+    public bool Strict { get; set; } = true;
+
+    /// <summary>Largest accepted request body. <value>Default: 2 MiB.</value></summary>
+    public long MaxRequestBodyBytes { get; set; } = 2 * 1024 * 1024;
+
+    /// <summary>Largest accepted value. <value>Default: 1 MiB.</value></summary>
+    public int MaxValueBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Concurrent watch (SSE) streams allowed. <value>Default: 1,000.</value></summary>
+    public int MaxWatchers { get; set; } = 1000;
+
+    /// <summary>API keys. Empty means authentication is off (development only; a warning is logged). <value>Default: empty.</value></summary>
+    public List<ApiKeyOptions> ApiKeys { get; set; } = [];
+}

@@ -1,0 +1,57 @@
+using Concord.Wire;
+using Microsoft.AspNetCore.Http;
+
+namespace Concord.Server.Http;
+
+/// <summary>RFC 9457 problem+json responses with a stable <c>type</c> per error.</summary>
+internal static class Problems
+{
+    public const string TypeBase = "https://concord.dev/problems/";
+
+    public static IResult Create(int status, string code, string title, string detail, IDictionary<string, object?>? extensions = null) =>
+        Results.Problem(detail: detail, statusCode: status, title: title, type: TypeBase + code, extensions: extensions);
+
+    /// <summary>Maps a fault to its status: bad input is 4xx, an unavailable store 503.</summary>
+    public static IResult From(ConcordException e) => e switch
+    {
+        InvalidKeyException => Create(400, e.Code, "Invalid key", e.Message),
+        InvalidRequestException => Create(400, e.Code, "Invalid request", e.Message),
+        InvalidPatchException => Create(422, e.Code, "Invalid patch", e.Message),
+        ValueTooLargeException => Create(413, e.Code, "Value too large", e.Message),
+        IdempotencyKeyReusedException => Create(422, e.Code, "Idempotency key reused", e.Message),
+        RevisionCompactedException => Create(410, e.Code, "Revision compacted", e.Message),
+        UnknownRevisionException => Create(400, e.Code, "Unknown revision", e.Message),
+        StoreUnavailableException => Create(503, e.Code, "Store unavailable", e.Message),
+        _ => Create(500, e.Code, "Error", e.Message),
+    };
+
+    /// <summary>A conflict is a result, but over HTTP it is a precondition status with the current record.</summary>
+    public static IResult Conflict(WriteResult r)
+    {
+        var (status, title) = r.Conflict switch
+        {
+            ConflictKind.BlindWriteRefused => (428, "Precondition required"),
+            ConflictKind.StaleFence => (409, "Stale fencing token"),
+            ConflictKind.TestFailed => (409, "Patch test failed"),
+            ConflictKind.NotFound when r.Record is null => (412, "Precondition failed"),
+            _ => (412, "Precondition failed"),
+        };
+        var code = r.Conflict switch
+        {
+            ConflictKind.BlindWriteRefused => "strict-blind-write",
+            ConflictKind.StaleFence => "stale-fence",
+            ConflictKind.TestFailed => "test-failed",
+            ConflictKind.AlreadyExists => "already-exists",
+            ConflictKind.NotFound => "not-found",
+            _ => "version-mismatch",
+        };
+        return Create(status, code, title, r.Message ?? r.Conflict.ToString(), new Dictionary<string, object?>
+        {
+            ["conflict"] = WireJsonName(r.Conflict),
+            ["current"] = RecordDto.From(r.Record),
+            ["revision"] = r.Revision,
+        });
+    }
+
+    public static string WireJsonName(ConflictKind kind) => System.Text.Json.JsonNamingPolicy.CamelCase.ConvertName(kind.ToString());
+}
