@@ -23,6 +23,10 @@ internal sealed class NotifyingQueueService(IQueueService inner, AgentRuntime ru
         return result;
     }
 
+    /// <remarks>The prepared enqueue takes effect only when the caller's transaction commits; the runtime's store watch notices it then.</remarks>
+    public ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default) =>
+        inner.PrepareEnqueueAsync(ns, queue, payload, options, cancellationToken);
+
     public ValueTask<LeaseResult> LeaseAsync(string ns, string queue, string consumer, TimeSpan visibilityTimeout, TimeSpan wait = default, CancellationToken cancellationToken = default) =>
         inner.LeaseAsync(ns, queue, consumer, visibilityTimeout, wait, cancellationToken);
 
