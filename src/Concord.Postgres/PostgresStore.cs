@@ -429,9 +429,7 @@ public sealed class PostgresStore : IConcordStore
     {
         KeyRules.ValidateNamespace(ns);
         ArgumentNullException.ThrowIfNull(request);
-        if (request.Key is not null) KeyRules.ValidateKey(request.Key);
-        else KeyRules.ValidatePrefix(request.Prefix);
-        if (request.FromRevision < 0) throw new InvalidRequestException("FromRevision must not be negative");
+        request.Validate();
         var (revision, oldest) = await ReadMetaAsync(cancellationToken).ConfigureAwait(false);
         long lastRevision;
         if (request.FromRevision == 0) lastRevision = revision;

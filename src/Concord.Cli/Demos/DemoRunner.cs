@@ -15,6 +15,9 @@ internal sealed record AccountDemoReport(string Scenario, int Seed, string Engin
 internal sealed record CounterDemoReport(string Scenario, int Seed, string Engine, string Key, int Agents, int Increments,
     IReadOnlyList<CounterRun> Modes);
 
+/// <summary>An agent scenario demo's machine-readable result (the <c>--json</c> document).</summary>
+internal sealed record AgentDemoReport(string Scenario, string Title, string Story, int Seed, string Engine, IReadOnlyList<ScenarioRun> Modes);
+
 /// <summary>Opens the engine, runs the chosen scenario in each mode, and prints tables or JSON.</summary>
 internal static class DemoRunner
 {
@@ -41,6 +44,7 @@ internal static class DemoRunner
         var options = new ConcordEngineOptions { StrictMode = true };
         options.StrictNamespaces[Namespace("account", ConcurrencyMode.Naive)] = false;
         options.StrictNamespaces[Namespace("counter", ConcurrencyMode.Naive)] = false;
+        foreach (var name in AgentScenarios.Names) options.StrictNamespaces[Namespace(name, ConcurrencyMode.Naive)] = false;
         if (!settings.Memory)
         {
             options.DataDirectory = settings.DataDirectory
@@ -51,9 +55,12 @@ internal static class DemoRunner
             object report;
             await using (var engine = await ConcordEngine.OpenAsync(options, cancellationToken).ConfigureAwait(false))
             {
-                report = settings.Scenario == "account"
-                    ? await RunAccountAsync(engine, settings, cancellationToken).ConfigureAwait(false)
-                    : await RunCounterAsync(engine, settings, cancellationToken).ConfigureAwait(false);
+                report = settings.Scenario switch
+                {
+                    "account" => await RunAccountAsync(engine, settings, cancellationToken).ConfigureAwait(false),
+                    "counter" => await RunCounterAsync(engine, settings, cancellationToken).ConfigureAwait(false),
+                    _ => await RunAgentScenarioAsync(engine, settings, cancellationToken).ConfigureAwait(false),
+                };
             }
             if (settings.Json)
             {
@@ -64,6 +71,7 @@ internal static class DemoRunner
                 var console = DemoConsole.Create(output);
                 var wall = Stopwatch.GetElapsedTime(started);
                 if (report is AccountDemoReport account) DemoRenderer.RenderAccount(console, account, settings, wall);
+                else if (report is AgentDemoReport agents) DemoRenderer.RenderAgentScenario(console, agents, settings, wall);
                 else DemoRenderer.RenderCounter(console, (CounterDemoReport)report, settings, wall);
             }
             return 0;
@@ -100,6 +108,15 @@ internal static class DemoRunner
         foreach (var mode in settings.Modes)
             runs.Add(await scenario.RunAsync(engine, Namespace("counter", mode), mode, cancellationToken).ConfigureAwait(false));
         return new CounterDemoReport("counter", settings.Seed, settings.EngineName, CounterScenario.Key, settings.Agents, settings.Increments, runs);
+    }
+
+    private static async Task<AgentDemoReport> RunAgentScenarioAsync(ConcordEngine engine, DemoSettings settings, CancellationToken cancellationToken)
+    {
+        var scenario = AgentScenarios.Create(settings.Scenario, settings.Seed);
+        var runs = new List<ScenarioRun>();
+        foreach (var mode in settings.Modes)
+            runs.Add(await scenario.RunAsync(engine, Namespace(settings.Scenario, mode), mode, cancellationToken).ConfigureAwait(false));
+        return new AgentDemoReport(scenario.Name, scenario.Title, scenario.Story, settings.Seed, settings.EngineName, runs);
     }
 
     private static void TryDelete(string directory)
