@@ -23,7 +23,7 @@ internal sealed class NotifyingQueueService(IQueueService inner, AgentRuntime ru
         return result;
     }
 
-    /// <remarks>The prepared enqueue takes effect only when the caller's transaction commits; the runtime's store watch notices it then.</remarks>
+    // The caller commits these operations in its own transaction, so there is nothing to notify yet.
     public ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default) =>
         inner.PrepareEnqueueAsync(ns, queue, payload, options, cancellationToken);
 
