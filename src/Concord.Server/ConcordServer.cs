@@ -60,16 +60,18 @@ public static class ConcordServer
         builder.Services.AddMcpServer(o => o.ServerInstructions = ConcordTools.Instructions)
             .WithHttpTransport(t => t.Stateless = true)
             .WithTools<ConcordTools>(Wire.WireJson.Options);
+        builder.AddConcordOpenTelemetry();
         configureBuilder?.Invoke(builder);
 
         var ownsStore = store is null;
         store ??= await OpenStoreAsync(options, cancellationToken).ConfigureAwait(false);
-        builder.Services.AddSingleton(store);
+        var served = store as Diagnostics.InstrumentedStore ?? new Diagnostics.InstrumentedStore(store); // a span per operation
+        builder.Services.AddSingleton<IConcordStore>(served);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(new Auth(options));
         builder.Services.AddSingleton(new WatchLimiter(options.MaxWatchers));
         builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton<ILockService>(sp => new StoreLockService(store, sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton<ILockService>(sp => new StoreLockService(served, sp.GetRequiredService<TimeProvider>()));
 
         var app = builder.Build();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Concord.Server");
