@@ -51,7 +51,7 @@ internal static class OtelOverhead
 
     private static async Task EmbeddedAsync(int ops, int rounds)
     {
-        var results = new Dictionary<string, List<double>> { ["bare"] = [], ["off"] = [], ["on"] = [] };
+        var results = new Dictionary<string, List<(double Rate, double CpuMicros)>> { ["bare"] = [], ["off"] = [], ["on"] = [] };
         long exported = 0;
         for (var r = 0; r < rounds + 1; r++) // round 0 warms up
         {
@@ -62,9 +62,9 @@ internal static class OtelOverhead
                 var exporter = new CountingExporter();
                 using var tracer = mode == "on" ? TracerWith(exporter) : null;
                 using var meter = mode == "on" ? MeterWith() : null;
-                var rate = await LoopAsync(store, ops, 1);
+                var measured = await LoopAsync(store, ops, 1);
                 tracer?.ForceFlush();
-                if (r > 0) results[mode].Add(rate);
+                if (r > 0) results[mode].Add(measured);
                 if (mode == "on") exported = exporter.Count;
             }
         }
@@ -73,7 +73,7 @@ internal static class OtelOverhead
 
     private static async Task ServerAsync(int ops, int rounds)
     {
-        var results = new Dictionary<string, List<double>> { ["off"] = [], ["on"] = [] };
+        var results = new Dictionary<string, List<(double Rate, double CpuMicros)>> { ["off"] = [], ["on"] = [] };
         long exported = 0, exportedOff = 0;
         for (var r = 0; r < rounds + 1; r++)
         {
@@ -92,8 +92,8 @@ internal static class OtelOverhead
                 {
                     using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
                     var store = new InstrumentedStore(new ConcordHttpStore(http));
-                    var rate = await LoopAsync(store, ops, 2);
-                    if (r > 0) results[mode].Add(rate);
+                    var measured = await LoopAsync(store, ops, 2);
+                    if (r > 0) results[mode].Add(measured);
                 }
                 finally
                 {
@@ -114,9 +114,15 @@ internal static class OtelOverhead
     private static MeterProvider MeterWith() => Sdk.CreateMeterProviderBuilder()
         .AddConcordInstrumentation().AddReader(new PeriodicExportingMetricReader(new NullMetricExporter(), 60_000)).Build();
 
-    /// <summary>Puts and gets alternate over 1,000 keys on <paramref name="workers"/> tasks; returns operations per second.</summary>
-    private static async Task<double> LoopAsync(IConcordStore store, int ops, int workers)
+    /// <summary>
+    /// Puts and gets alternate over 1,000 keys on <paramref name="workers"/> tasks; returns operations per second and
+    /// the process's CPU time per operation in microseconds (less sensitive than wall time to other load on the machine).
+    /// </summary>
+    private static async Task<(double Rate, double CpuMicros)> LoopAsync(IConcordStore store, int ops, int workers)
     {
+        GC.Collect();
+        var process = Process.GetCurrentProcess();
+        var cpu = process.TotalProcessorTime;
         var clock = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, workers).Select(w => Task.Run(async () =>
         {
@@ -128,16 +134,21 @@ internal static class OtelOverhead
                 else await store.GetAsync("bench", key);
             }
         })));
-        return ops / clock.Elapsed.TotalSeconds;
+        var elapsed = clock.Elapsed;
+        process.Refresh();
+        return (ops / elapsed.TotalSeconds, (process.TotalProcessorTime - cpu).TotalMicroseconds / ops);
     }
 
-    private static void Print(string title, Dictionary<string, List<double>> results, string baseline, long spansLastRound, int ops)
+    private static void Print(string title, Dictionary<string, List<(double Rate, double CpuMicros)>> results, string baseline, long spansLastRound, int ops)
     {
-        var median = results.ToDictionary(kv => kv.Key, kv => Median(kv.Value));
-        Console.WriteLine($"\n{title}: median ops/s over {results[baseline].Count} rounds; spans exported in the last traced round: {spansLastRound} for {ops} ops");
-        foreach (var (mode, value) in median)
+        var rate = results.ToDictionary(kv => kv.Key, kv => Median(kv.Value.Select(v => v.Rate).ToList()));
+        var cpu = results.ToDictionary(kv => kv.Key, kv => Median(kv.Value.Select(v => v.CpuMicros).ToList()));
+        Console.WriteLine($"\n{title}: medians over {results[baseline].Count} rounds; spans exported in the last traced round: {spansLastRound} for {ops} ops");
+        Console.WriteLine($"  {"mode",-5} {"ops/s",12} {"vs " + baseline,9} {"CPU µs/op",10} {"vs " + baseline,9}   rounds (ops/s)");
+        foreach (var mode in results.Keys)
         {
-            Console.WriteLine($"  {mode,-5} {value,12:N0} ops/s   {value / median[baseline],6:0.000} × {baseline}   (rounds: {string.Join(", ", results[mode].Select(v => v.ToString("N0", CultureInfo.InvariantCulture)))})");
+            Console.WriteLine($"  {mode,-5} {rate[mode],12:N0} {rate[mode] / rate[baseline],8:0.00}× {cpu[mode],10:0.0} {cpu[mode] / cpu[baseline],8:0.00}×   "
+                + string.Join(", ", results[mode].Select(v => v.Rate.ToString("N0", CultureInfo.InvariantCulture))));
         }
     }
 
