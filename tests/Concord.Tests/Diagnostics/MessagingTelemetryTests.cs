@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Concord.Agents;
 using Concord.Coordination.Queues;
 using Concord.Coordination.Streams;
 using Concord.Diagnostics;
@@ -148,6 +149,32 @@ public sealed class MessagingTelemetryTests
         var age = Points(metrics, "concord.queue.age", queue);
         Assert.Equal(3, age.Sum(p => p.GetHistogramCount()));
         Assert.Equal(30.0, age.Sum(p => p.GetHistogramSum()), 3); // each task waited 10 s (fake clock)
+    }
+
+    [Fact]
+    public async Task AgentRuntime_InvokeAgentSpanLinksToTheEnqueueSpan()
+    {
+        var spans = new List<Activity>();
+        using var tracer = Sdk.CreateTracerProviderBuilder().AddConcordInstrumentation().AddInMemoryExporter(spans).Build();
+        var ns = NewNs();
+        await using var store = ConcordEngine.CreateInMemory();
+        var runtime = new AgentRuntime(store, ns, new AgentRuntimeOptions { StopWhenIdle = true, WatchForExternalWork = false });
+        runtime.AddAgent("planner").OnStart(async (ctx, ct) => await ctx.EnqueueAsync("work", new { n = 1 }, cancellationToken: ct));
+        string? taskId = null;
+        runtime.AddAgent("worker").OnTask("work", (ctx, ct) =>
+        {
+            taskId = ctx.TaskId;
+            return Task.CompletedTask;
+        });
+        await runtime.RunAsync(Ct);
+        tracer.ForceFlush();
+
+        Assert.NotNull(taskId);
+        var enqueue = spans.Single(s => s.DisplayName == "concord.queue.enqueue" && In(s, ns));
+        var invoke = spans.Single(s => s.DisplayName.StartsWith("invoke_agent", StringComparison.Ordinal) && (string?)s.GetTagItem("concord.task.id") == taskId);
+        var link = Assert.Single(invoke.Links);
+        Assert.Equal(enqueue.SpanId, link.Context.SpanId);
+        Assert.Equal(enqueue.TraceId, link.Context.TraceId);
     }
 
     [Fact]
