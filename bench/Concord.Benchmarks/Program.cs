@@ -7,6 +7,7 @@ using Concord.Benchmarks.Report;
 
 // dotnet run -c Release --project bench/Concord.Benchmarks -- [BenchmarkDotNet args]   micro-benchmarks (PointOpsBenchmarks)
 //                                                           -- load contention|durable|memory|all [--quick]   load figures
+//                                                           -- otel [--ops N] [--rounds R]   tracing overhead (docs/benchmarks-otel.md)
 //                                                           -- report --load FILE --bdn DIR --out FILE   docs/benchmarks.md
 //                                                           -- spin get|put|patch [--seconds N] [--retain N]   a loop to profile
 return args switch
@@ -14,6 +15,7 @@ return args switch
     ["load", .. var rest] => LoadCommand.Run(rest),
     ["report", .. var rest] => ReportCommand.Run(rest),
     ["spin", .. var rest] => SpinCommand.Run(rest),
+    ["otel", .. var rest] => Concord.Benchmarks.Otel.OtelOverhead.Run(rest),
     _ => RunBenchmarkDotNet(args),
 };
 

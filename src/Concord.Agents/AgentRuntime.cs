@@ -311,7 +311,7 @@ public sealed class AgentRuntime
     {
         var id = agent.Identity.Id;
         var context = new AgentTaskContext(agent.Context, lease);
-        using var activity = AgentTelemetry.StartInvoke(agent.Identity, lease.Queue, lease.TaskId, lease.Attempt, isStream: false);
+        using var activity = AgentTelemetry.StartInvoke(agent.Identity, lease.Queue, lease.TaskId, lease.Attempt, isStream: false, lease.TraceParent);
         agent.Enter();
         try
         {
@@ -434,7 +434,7 @@ public sealed class AgentRuntime
         for (var attempt = 1; ; attempt++)
         {
             var context = new AgentEventContext(agent.Context, recorded, subscription.Group, attempt);
-            using var activity = AgentTelemetry.StartInvoke(agent.Identity, recorded.Stream, recorded.Id, attempt, isStream: true);
+            using var activity = AgentTelemetry.StartInvoke(agent.Identity, recorded.Stream, recorded.Id, attempt, isStream: true, recorded.TraceParent);
             string? failure = null;
             Exception? error = null;
             try

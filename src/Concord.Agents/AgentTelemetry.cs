@@ -39,9 +39,10 @@ public static class AgentTelemetry
     /// <summary><c>concord.agent.tool_calls</c>: tool calls by <c>gen_ai.tool.name</c> and <c>concord.agent.outcome</c> (ok, conflict, error).</summary>
     public static Counter<long> ToolCalls { get; } = ConcordTelemetry.Meter.CreateCounter<long>("concord.agent.tool_calls", "{call}", "Concord tool calls by tool and outcome");
 
-    internal static Activity? StartInvoke(AgentIdentity agent, string source, string? taskId, int attempt, bool isStream)
+    internal static Activity? StartInvoke(AgentIdentity agent, string source, string? taskId, int attempt, bool isStream, string? producerTraceParent = null)
     {
-        var activity = ConcordTelemetry.ActivitySource.StartActivity("invoke_agent " + agent.DisplayName, ActivityKind.Consumer);
+        // Linked to the span that enqueued the task or appended the event: the trace shows who asked for the work.
+        var activity = ConcordTelemetry.StartLinked("invoke_agent " + agent.DisplayName, ActivityKind.Consumer, producerTraceParent);
         if (activity is null) return null;
         activity.SetTag(Tags.OperationName, "invoke_agent");
         activity.SetTag(ConcordTelemetry.Tags.AgentId, agent.Id);

@@ -61,21 +61,23 @@ public static class ConcordServer
         builder.Services.AddHttpContextAccessor();
         builder.Services.AddMcpServer(o => o.ServerInstructions = ConcordTools.Instructions)
             .WithHttpTransport(t => t.Stateless = true)
-            .WithTools<ConcordTools>()
-            .WithTools<ConcordWorkTools>()
+            .WithTools<ConcordTools>(Wire.WireJson.Options)
+            .WithTools<ConcordWorkTools>(Wire.WireJson.Options)
             .WithRequestFilters(f => f.AddCallToolFilter(ArgumentCheck.Filter));
+        builder.AddConcordOpenTelemetry();
         configureBuilder?.Invoke(builder);
 
         var ownsStore = store is null;
         store ??= await OpenStoreAsync(options, cancellationToken).ConfigureAwait(false);
-        builder.Services.AddSingleton(store);
+        var served = store as Diagnostics.InstrumentedStore ?? new Diagnostics.InstrumentedStore(store); // a span per operation
+        builder.Services.AddSingleton<IConcordStore>(served);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(new Auth(options));
         builder.Services.AddSingleton(new WatchLimiter(options.MaxWatchers));
         builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton<ILockService>(sp => new StoreLockService(store, sp.GetRequiredService<TimeProvider>()));
-        builder.Services.AddSingleton<IQueueService>(sp => new StoreQueueService(store, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
-        builder.Services.AddSingleton<IStreamService>(_ => new StoreStreamService(store));
+        builder.Services.AddSingleton<ILockService>(sp => new StoreLockService(served, sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton<IQueueService>(sp => new StoreQueueService(served, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
+        builder.Services.AddSingleton<IStreamService>(_ => new StoreStreamService(served));
 
         var app = builder.Build();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Concord.Server");

@@ -39,6 +39,85 @@ public static class ConcordTelemetry
     /// <summary><c>concord.lease.lost</c>: leases lost by expiry (not released by their holder).</summary>
     public static Counter<long> LeasesLost { get; } = Meter.CreateCounter<long>("concord.lease.lost", "{lease}", "Leases that expired while held");
 
+    /// <summary><c>concord.queue.enqueued</c>: tasks enqueued (duplicates excluded), by <c>messaging.destination.name</c>.</summary>
+    public static Counter<long> QueueEnqueued { get; } = Meter.CreateCounter<long>("concord.queue.enqueued", "{task}", "Tasks enqueued");
+
+    /// <summary>
+    /// <c>concord.queue.depth</c>: tasks not yet acked or deleted (ready, delayed, waiting, leased, dead), by queue, as
+    /// the sum of this process's changes: +1 per enqueue, −1 per ack or deleted dead letter. Sum across processes.
+    /// </summary>
+    public static UpDownCounter<long> QueueDepth { get; } = Meter.CreateUpDownCounter<long>("concord.queue.depth", "{task}", "Tasks in the queue (not yet acked)");
+
+    /// <summary><c>concord.queue.age</c>: age of a task (since enqueue) when it is leased, in seconds.</summary>
+    public static Histogram<double> QueueAge { get; } = Meter.CreateHistogram<double>("concord.queue.age", "s", "Time from enqueue to lease");
+
+    /// <summary><c>concord.queue.dead_letters</c>: tasks dead-lettered after their last attempt, by queue.</summary>
+    public static Counter<long> DeadLetters { get; } = Meter.CreateCounter<long>("concord.queue.dead_letters", "{task}", "Tasks dead-lettered");
+
+    /// <summary><c>concord.stream.appended</c>: events appended, by stream.</summary>
+    public static Counter<long> StreamAppended { get; } = Meter.CreateCounter<long>("concord.stream.appended", "{event}", "Stream events appended");
+
+    /// <summary>
+    /// The W3C <c>traceparent</c> of <see cref="Activity.Current"/>, or null when there is no current activity or it
+    /// does not use the W3C id format. Queues and streams store it with each task and event.
+    /// </summary>
+    public static string? CurrentTraceParent() => Activity.Current is { IdFormat: ActivityIdFormat.W3C } a ? a.Id : null;
+
+    /// <summary>
+    /// Starts <c>concord.queue.process</c>: a consumer span for handling a leased task, a child of the current activity
+    /// and linked to the producer's span (<see cref="Coordination.Queues.QueueLease.TraceParent"/>). Dispose it when the
+    /// task is handled. Null when nobody listens.
+    /// </summary>
+    public static Activity? StartQueueProcess(Coordination.Queues.QueueLease lease)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        var activity = StartLinked("concord.queue.process", ActivityKind.Consumer, lease.TraceParent);
+        if (activity is null) return null;
+        TagMessaging(activity, lease.Namespace, lease.Queue, lease.TaskId, "process");
+        activity.SetTag(Tags.AgentId, lease.Consumer);
+        activity.SetTag(Tags.DeliveryAttempt, lease.Attempt);
+        return activity;
+    }
+
+    /// <summary>
+    /// Starts <c>concord.stream.deliver</c>: a consumer span for handling one stream event, a child of the current
+    /// activity and linked to the appender's span (<see cref="Coordination.Streams.RecordedEvent.TraceParent"/>).
+    /// Null when nobody listens.
+    /// </summary>
+    public static Activity? StartStreamDeliver(string ns, Coordination.Streams.RecordedEvent recordedEvent, string? consumerGroup = null)
+    {
+        ArgumentNullException.ThrowIfNull(recordedEvent);
+        var activity = StartLinked("concord.stream.deliver", ActivityKind.Consumer, recordedEvent.TraceParent);
+        if (activity is null) return null;
+        TagMessaging(activity, ns, recordedEvent.Stream, recordedEvent.Id, "process");
+        activity.SetTag(Tags.StreamVersion, recordedEvent.Version);
+        activity.SetTag(Tags.StreamPosition, recordedEvent.Position.ToString());
+        if (consumerGroup is not null) activity.SetTag(Tags.ConsumerGroup, consumerGroup);
+        return activity;
+    }
+
+    /// <summary>
+    /// Starts a span on <see cref="ActivitySource"/>, a child of <see cref="Activity.Current"/>, linked to the span
+    /// identified by the W3C <paramref name="traceParent"/> (no link when null or malformed). Null when nobody listens.
+    /// </summary>
+    public static Activity? StartLinked(string name, ActivityKind kind, string? traceParent, DateTimeOffset startTime = default)
+    {
+        if (!ActivitySource.HasListeners()) return null;
+        ActivityLink[]? links = traceParent is not null && ActivityContext.TryParse(traceParent, null, isRemote: true, out var producer)
+            ? [new ActivityLink(producer)]
+            : null;
+        return ActivitySource.StartActivity(kind, default(ActivityContext), tags: null, links: links, startTime: startTime, name: name);
+    }
+
+    internal static void TagMessaging(Activity activity, string ns, string destination, string? messageId, string operation)
+    {
+        activity.SetTag(Tags.Namespace, ns);
+        activity.SetTag(Tags.MessagingSystem, "concord");
+        activity.SetTag(Tags.MessagingDestination, destination);
+        activity.SetTag(Tags.MessagingOperation, operation);
+        if (messageId is not null) activity.SetTag(Tags.MessagingMessageId, messageId);
+    }
+
     /// <summary>Semantic attribute names.</summary>
     public static class Tags
     {
@@ -66,6 +145,30 @@ public static class ConcordTelemetry
         public const string FenceLock = "concord.fence.lock";
         /// <summary>True for idempotent replays.</summary>
         public const string Replayed = "concord.idempotent.replayed";
+        /// <summary>Causal context (version vector, <c>actor:counter,…</c>) of the version read or written.</summary>
+        public const string CausalContext = "concord.causal.context";
+        /// <summary>Dot (<c>actor:counter</c>) of the version read or written.</summary>
+        public const string CausalDot = "concord.causal.dot";
+        /// <summary>True when the write did not descend from the version it replaced.</summary>
+        public const string CausalConcurrent = "concord.causal.concurrent";
+        /// <summary>Causal context the writer sent (what it had seen).</summary>
+        public const string CausalContextSent = "concord.causal.context_sent";
+        /// <summary>Messaging semantic convention: <c>concord</c>.</summary>
+        public const string MessagingSystem = "messaging.system";
+        /// <summary>Messaging semantic convention: the queue or stream.</summary>
+        public const string MessagingDestination = "messaging.destination.name";
+        /// <summary>Messaging semantic convention: send, receive or process.</summary>
+        public const string MessagingOperation = "messaging.operation.type";
+        /// <summary>Messaging semantic convention: task id or event id.</summary>
+        public const string MessagingMessageId = "messaging.message.id";
+        /// <summary>Delivery attempt of a queue task (1 = first lease).</summary>
+        public const string DeliveryAttempt = "messaging.delivery.attempt";
+        /// <summary>Consumer group of a stream subscription.</summary>
+        public const string ConsumerGroup = "messaging.consumer.group.name";
+        /// <summary>Version of an event in its stream.</summary>
+        public const string StreamVersion = "concord.stream.version";
+        /// <summary>Global position (revision:index) of a stream event.</summary>
+        public const string StreamPosition = "concord.stream.position";
         /// <summary>GenAI semantic convention: agent id.</summary>
         public const string AgentId = "gen_ai.agent.id";
         /// <summary>GenAI semantic convention: agent name.</summary>

@@ -39,6 +39,7 @@ public sealed class InstrumentedStore : IConcordStore
             {
                 activity.SetTag(ConcordTelemetry.Tags.Version, record?.Version ?? 0);
                 if (record is not null) activity.SetTag(ConcordTelemetry.Tags.Revision, record.Revision);
+                TagCausal(activity, record);
             }
             Record("get", "read", start);
             return record;
@@ -93,6 +94,7 @@ public sealed class InstrumentedStore : IConcordStore
                 activity.SetTag(ConcordTelemetry.Tags.Version, result.Version);
                 activity.SetTag(ConcordTelemetry.Tags.Revision, result.Revision);
                 if (result.Replayed) activity.SetTag(ConcordTelemetry.Tags.Replayed, true);
+                TagCausal(activity, result.Record);
                 if (!result.IsApplied)
                 {
                     activity.SetTag(ConcordTelemetry.Tags.Conflict, result.Conflict.ToString());
@@ -185,8 +187,18 @@ public sealed class InstrumentedStore : IConcordStore
                 activity.SetTag(ConcordTelemetry.Tags.FenceToken, fence.Token);
             }
             if (options.IdempotencyKey is not null) activity.SetTag("concord.idempotency_key.present", true);
+            if (options.Context is { } context) activity.SetTag(ConcordTelemetry.Tags.CausalContextSent, context.ToString());
         }
         return activity;
+    }
+
+    /// <summary>The causal stamp of the version read or written (or, on a conflict, of the current version).</summary>
+    private static void TagCausal(Activity activity, ConcordRecord? record)
+    {
+        if (record?.Causal is not { } causal) return;
+        activity.SetTag(ConcordTelemetry.Tags.CausalDot, causal.Dot.ToString());
+        activity.SetTag(ConcordTelemetry.Tags.CausalContext, causal.Context.ToString());
+        if (causal.Concurrent) activity.SetTag(ConcordTelemetry.Tags.CausalConcurrent, true);
     }
 
     private void Record(string op, string outcome, long start)

@@ -53,7 +53,7 @@ public sealed class StoreLockService : ILockService
             granted.Lost.Register(static s =>
             {
                 var l = (Lease)s!;
-                if (l.ExpiredWhileHeld) Diagnostics.ConcordTelemetry.LeasesLost.Add(1);
+                if (l.ExpiredWhileHeld) Diagnostics.ConcordTelemetry.LeasesLost.Add(1, new KeyValuePair<string, object?>("concord.lease.kind", "lock"));
             }, granted);
         }
         Diagnostics.ConcordTelemetry.LockWait.Record((_time.GetUtcNow() - started).TotalSeconds,

@@ -129,6 +129,10 @@ internal sealed class TaskDoc
     public string? LastError { get; set; }
     public DateTimeOffset? DeadAt { get; set; }
 
+    /// <summary>W3C traceparent of the producer's span (Diagnostics): consumers link their spans to it.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? TraceParent { get; set; }
+
     public static TaskDoc From(ConcordRecord record)
     {
         try

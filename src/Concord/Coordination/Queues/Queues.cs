@@ -248,6 +248,9 @@ public sealed record QueueLease
     /// <summary>Revision that committed the lease (or its last extension): a linearization point for timelines.</summary>
     public long Revision { get; init; }
 
+    /// <summary>W3C traceparent of the span that enqueued the task, if it was traced; consumer spans link to it.</summary>
+    public string? TraceParent { get; init; }
+
     /// <summary>True when this lease is the task's last allowed attempt.</summary>
     public bool IsLastAttempt => Attempt >= MaxAttempts;
 }

@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Text.Json;
+using Concord.Diagnostics;
 
 namespace Concord.Coordination.Queues;
 
@@ -63,14 +65,24 @@ public sealed class StoreQueueService : IQueueService
     {
         var keys = new QueueKeys(queue);
         options ??= new EnqueueOptions();
+        // The producer span is current while the task is built, so the task carries its trace context for the consumer's link.
+        using var activity = ConcordTelemetry.ActivitySource.StartActivity("concord.queue.enqueue", ActivityKind.Producer);
         var doc = NewTask(keys, payload, options);
         for (var attempt = 1; attempt <= _options.MaxCasAttempts; attempt++)
         {
             var ops = await EnqueueOpsAsync(ns, keys, doc, cancellationToken).ConfigureAwait(false);
             var result = await TransactAsync(ns, ops, options.Agent, null, cancellationToken).ConfigureAwait(false);
-            if (result.IsApplied) return new EnqueueResult(EnqueueStatus.Enqueued, doc.Id, result.Revision);
+            if (result.IsApplied)
+            {
+                QueueTelemetry.Enqueued(activity, ns, queue, doc.Id, options.Agent, result.Replayed);
+                return new EnqueueResult(EnqueueStatus.Enqueued, doc.Id, result.Revision);
+            }
             if (doc.DedupId is not null && result.FailedOpIndex == 0)
-                return new EnqueueResult(EnqueueStatus.Duplicate, QueueKeys.IdOf(result.Conflict!.Record!), result.Revision);
+            {
+                var first = QueueKeys.IdOf(result.Conflict!.Record!);
+                QueueTelemetry.Duplicate(activity, ns, queue, first);
+                return new EnqueueResult(EnqueueStatus.Duplicate, first, result.Revision);
+            }
             if (doc.Group is null) throw Unexpected("enqueue", result);
             // Another task of the group was enqueued or finished concurrently: re-read the group and try again.
         }
@@ -96,6 +108,7 @@ public sealed class StoreQueueService : IQueueService
         var now = Now();
         return new TaskDoc
         {
+            TraceParent = ConcordTelemetry.CurrentTraceParent(),
             Id = Guid.CreateVersion7(now).ToString("N"),
             Payload = payload.Clone(),
             MaxAttempts = maxAttempts,
@@ -150,13 +163,18 @@ public sealed class StoreQueueService : IQueueService
         ArgumentException.ThrowIfNullOrWhiteSpace(consumer);
         ValidateVisibility(visibilityTimeout);
         if (wait < TimeSpan.Zero || wait > TimeSpan.FromHours(1)) throw new InvalidRequestException("Lease wait must be between 0 and 1 hour");
-        var waitUntil = Now() + wait;
+        var started = Now();
+        var waitUntil = started + wait;
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var revision = await _store.GetRevisionAsync(cancellationToken).ConfigureAwait(false);
             var (lease, nextWake) = await TryLeaseOnceAsync(ns, keys, consumer, visibilityTimeout, cancellationToken).ConfigureAwait(false);
-            if (lease is not null) return new LeaseResult(lease, null);
+            if (lease is not null)
+            {
+                QueueTelemetry.Leased(lease, started, Now());
+                return new LeaseResult(lease, null);
+            }
             if (Now() >= waitUntil) return new LeaseResult(null, nextWake);
             var wakeAt = nextWake is { } n && n < waitUntil ? n : waitUntil;
             await WaitForWorkAsync(ns, keys, revision, wakeAt, cancellationToken).ConfigureAwait(false);
@@ -241,6 +259,7 @@ public sealed class StoreQueueService : IQueueService
         Deadline = doc.Deadline!.Value,
         LastError = doc.LastError,
         Revision = revision,
+        TraceParent = doc.TraceParent,
     };
 
     private static DateTimeOffset? Min(DateTimeOffset? a, DateTimeOffset b) => a is { } x && x <= b ? x : b;
@@ -329,7 +348,11 @@ public sealed class StoreQueueService : IQueueService
             var ops = new List<TxnOp> { TxnOp.Delete(entry.Key, Expect.Version(entry.Version)) };
             await AddRetryOrDeadOpsAsync(ns, keys, record, doc, reason, TimeSpan.Zero, now, ops, cancellationToken).ConfigureAwait(false);
             var result = await TransactAsync(ns, ops, agent, null, cancellationToken).ConfigureAwait(false);
-            if (result.IsApplied) return true;
+            if (result.IsApplied)
+            {
+                QueueTelemetry.LeaseLost(keys.Queue, doc.Attempts >= doc.MaxAttempts);
+                return true;
+            }
         }
         throw new ContentionException($"Reclaim of task '{id}' in queue '{keys.Queue}'", _options.MaxCasAttempts);
     }
@@ -452,7 +475,11 @@ public sealed class StoreQueueService : IQueueService
             ops.AddRange(prepared.Ops);
             if (effects is not null) ops.AddRange(effects);
             var result = await TransactAsync(lease.Namespace, ops, lease.Consumer, idempotency, cancellationToken).ConfigureAwait(false);
-            if (result.IsApplied) return new AckResult(AckStatus.Acked, result.Revision, null, -1, null) { Replayed = result.Replayed };
+            if (result.IsApplied)
+            {
+                if (!result.Replayed) QueueTelemetry.Acked(lease.Queue);
+                return new AckResult(AckStatus.Acked, result.Revision, null, -1, null) { Replayed = result.Replayed };
+            }
             if (result.FailedOpIndex >= prepared.Ops.Count)
             {
                 var index = result.FailedOpIndex - prepared.Ops.Count;
@@ -499,7 +526,11 @@ public sealed class StoreQueueService : IQueueService
             var ops = new List<TxnOp> { TxnOp.Delete(doc!.Index!, Expect.Exists) };
             var dead = await AddRetryOrDeadOpsAsync(lease.Namespace, keys, record!, doc, why, delay, Now(), ops, cancellationToken).ConfigureAwait(false);
             var result = await TransactAsync(lease.Namespace, ops, lease.Consumer, idempotency, cancellationToken).ConfigureAwait(false);
-            if (result.IsApplied) return new NackResult(dead ? NackStatus.DeadLettered : NackStatus.Requeued, result.Revision, null);
+            if (result.IsApplied)
+            {
+                if (dead && !result.Replayed) QueueTelemetry.DeadLettered(lease.Queue);
+                return new NackResult(dead ? NackStatus.DeadLettered : NackStatus.Requeued, result.Revision, null);
+            }
         }
         throw new ContentionException($"Nack of task '{lease.TaskId}' in queue '{lease.Queue}'", _options.MaxCasAttempts);
     }
@@ -586,7 +617,11 @@ public sealed class StoreQueueService : IQueueService
             var record = await _store.GetAsync(ns, keys.Task(SysKeys.Segment(taskId, "Task id")), null, cancellationToken).ConfigureAwait(false);
             if (record is null || TaskDoc.From(record) is not { State: QueueTaskState.Dead } doc) return false;
             var result = await TransactAsync(ns, [TxnOp.Delete(record.Key, Expect.Version(record.Version)), TxnOp.Delete(doc.Index!, Expect.Exists)], null, null, cancellationToken).ConfigureAwait(false);
-            if (result.IsApplied) return true;
+            if (result.IsApplied)
+            {
+                QueueTelemetry.Acked(queue);
+                return true;
+            }
         }
         throw new ContentionException($"Delete of dead letter '{taskId}' in queue '{queue}'", _options.MaxCasAttempts);
     }

@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using Concord.Diagnostics;
 
 namespace Concord.Coordination.Streams;
 
@@ -46,7 +48,14 @@ public sealed class StoreStreamService : IStreamService
         AppendOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(stateOps);
-        var append = new StreamAppend(stream, events, expectedVersion);
+        using var activity = ConcordTelemetry.ActivitySource.StartActivity("concord.stream.append", ActivityKind.Producer);
+        if (activity is not null)
+        {
+            ConcordTelemetry.TagMessaging(activity, ns, stream, null, "send");
+            activity.SetTag("messaging.batch.message_count", events?.Count ?? 0);
+            if (options?.Agent is { } agent) activity.SetTag(ConcordTelemetry.Tags.AgentId, agent);
+        }
+        var append = new StreamAppend(stream, events!, expectedVersion);
         var logical = options?.IdempotencyKey is null ? null : LogicalAppend(append);
         for (var attempt = 1; attempt <= _options.MaxCasAttempts; attempt++)
         {
@@ -64,6 +73,8 @@ public sealed class StoreStreamService : IStreamService
                 new WriteOptions { Agent = options?.Agent, IdempotencyKey = options?.IdempotencyKey, LogicalOperation = logical }, cancellationToken).ConfigureAwait(false);
             if (result.IsApplied)
             {
+                activity?.SetTag(ConcordTelemetry.Tags.Revision, result.Revision);
+                if (!result.Replayed) ConcordTelemetry.StreamAppended.Add(events!.Count, new KeyValuePair<string, object?>(ConcordTelemetry.Tags.MessagingDestination, stream));
                 return result.Replayed && logical is not null
                     ? FromStoredResult(stream, result)
                     : prepared.ResultsAt(result.Revision)[0] with { Replayed = result.Replayed };
@@ -114,6 +125,7 @@ public sealed class StoreStreamService : IStreamService
         var ops = new List<TxnOp>();
         var streams = new List<PreparedStreamAppend>(appends.Count);
         var index = 0;
+        var traceParent = ConcordTelemetry.CurrentTraceParent();
         foreach (var append in appends)
         {
             ArgumentNullException.ThrowIfNull(append);
@@ -138,6 +150,7 @@ public sealed class StoreStreamService : IStreamService
                     Data = e.Data.ValueKind == JsonValueKind.Undefined ? null : e.Data,
                     Metadata = e.Metadata.ValueKind == JsonValueKind.Undefined ? null : e.Metadata,
                     Index = index++,
+                    TraceParent = traceParent,
                 };
                 ops.Add(TxnOp.Put(StreamKeys.Event(append.Stream, current + 1 + i), doc.ToJson(), Expect.Absent));
             }
@@ -413,7 +426,10 @@ public sealed class StoreStreamService : IStreamService
         {
             await foreach (var e in SubscribeAsync(ns, filter, start, cancellationToken).ConfigureAwait(false))
             {
-                await handler(e, cancellationToken).ConfigureAwait(false);
+                using (var activity = ConcordTelemetry.StartStreamDeliver(ns, e, group))
+                {
+                    await handler(e, cancellationToken).ConfigureAwait(false);
+                }
                 // At-least-once: the checkpoint moves only after the handler finished.
                 handled = e.Position;
                 if (++unsaved >= options.CheckpointEvery)

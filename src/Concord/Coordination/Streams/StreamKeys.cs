@@ -101,6 +101,10 @@ internal sealed class EventDoc
     /// <summary>Index among the stream events of the commit: the second half of the global position.</summary>
     public int Index { get; set; }
 
+    /// <summary>W3C traceparent of the appender's span (Diagnostics): consumers link their spans to it.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? TraceParent { get; set; }
+
     public static EventDoc From(ConcordRecord record)
     {
         try
@@ -136,6 +140,7 @@ internal sealed class EventDoc
             Metadata = doc.Metadata ?? default,
             RecordedAt = record.CommittedAt,
             Writer = record.Writer,
+            TraceParent = doc.TraceParent,
         };
     }
 }

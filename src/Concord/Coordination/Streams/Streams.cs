@@ -251,6 +251,9 @@ public sealed record RecordedEvent
     /// <summary>Agent that appended it, if known.</summary>
     public string? Writer { get; init; }
 
+    /// <summary>W3C traceparent of the span that appended it, if it was traced; consumer spans link to it.</summary>
+    public string? TraceParent { get; init; }
+
     /// <summary>Deserializes <see cref="Data"/>.</summary>
     public T? DataAs<T>() => Data.ValueKind == JsonValueKind.Undefined ? default : Data.Deserialize<T>(JsonDefaults.Web);
 }
