@@ -112,7 +112,7 @@ public sealed class ConcordHttpStore : IConcordStore
             if (body is not null) m.Content = new StringContent(body, Encoding.UTF8, mediaType!);
             AddWriteHeaders(m, options, idempotencyKey);
             return m;
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken, retryable: idempotencyKey is not null).ConfigureAwait(false);
         var revision = HeaderLong(response, "Concord-Revision");
         var replayed = response.Headers.TryGetValues("Idempotent-Replayed", out var r) && r.Contains("true");
         if (response.IsSuccessStatusCode)
@@ -140,7 +140,7 @@ public sealed class ConcordHttpStore : IConcordStore
             var m = new HttpRequestMessage(HttpMethod.Post, $"v1/ns/{Uri.EscapeDataString(ns)}/txn") { Content = new StringContent(json, Encoding.UTF8, "application/json") };
             AddWriteHeaders(m, options with { Expect = default }, idempotencyKey);
             return m;
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken, retryable: idempotencyKey is not null || request.Then.Concat(request.Else).All(o => o.Kind == TxnOpKind.Get)).ConfigureAwait(false);
         await ThrowIfErrorAsync(response, cancellationToken).ConfigureAwait(false);
         var dto = await response.Content.ReadFromJsonAsync<TxnResultDto>(WireJson.Options, cancellationToken).ConfigureAwait(false)
             ?? throw new InvalidRequestException("empty transaction response");
@@ -148,41 +148,117 @@ public sealed class ConcordHttpStore : IConcordStore
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// The stream survives dropped connections: the client reconnects (up to <see cref="ConcordClientOptions.MaxAttempts"/>
+    /// times in a row) with <c>Last-Event-ID</c> set to the last event it delivered, and the server resumes exactly after
+    /// it — no change is lost or repeated, even inside a multi-key transaction.
+    /// </remarks>
     public async IAsyncEnumerable<ChangeEvent> WatchAsync(string ns, WatchRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         var url = new StringBuilder($"v1/ns/{Uri.EscapeDataString(ns)}/watch?fromRevision={request.FromRevision}");
         if (request.Key is not null) url.Append("&key=").Append(Uri.EscapeDataString(request.Key));
         else url.Append("&prefix=").Append(Uri.EscapeDataString(request.Prefix));
-        using var message = new HttpRequestMessage(HttpMethod.Get, url.ToString());
-        message.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
-        if (_options.ApiKey is not null) message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _options.ApiKey);
-        using var response = await _http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
-        await ThrowIfErrorAsync(response, cancellationToken).ConfigureAwait(false);
-        using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        using var reader = new StreamReader(stream, Encoding.UTF8);
-        string? eventName = null;
-        var data = new StringBuilder();
-        while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+        string? lastEventId = null;
+        long? startedAfter = null;
+        var failures = 0;
+        var delay = _options.RetryDelay;
+        while (true)
         {
-            if (line.Length == 0)
+            using var message = new HttpRequestMessage(HttpMethod.Get, url.ToString());
+            message.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+            if (_options.ApiKey is not null) message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _options.ApiKey);
+            if (lastEventId is not null) message.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId);
+            var stream = await OpenWatchAsync(message, cancellationToken).ConfigureAwait(false);
+            if (stream is not null)
             {
-                if (data.Length > 0)
+                // A "from now" watch learns the revision it started after, so a reconnect before any event keeps its meaning.
+                if (startedAfter is null && request.FromRevision == 0) startedAfter = HeaderLong(stream.Value.Response, "Concord-Revision");
+                using var response = stream.Value.Response;
+                using var reader = new StreamReader(stream.Value.Body, Encoding.UTF8);
+                string? eventName = null, eventId = null;
+                var data = new StringBuilder();
+                while (true)
                 {
-                    if (eventName == "error")
+                    string? line;
+                    try
                     {
-                        using var err = JsonDocument.Parse(data.ToString());
-                        throw new WatchOverflowException(err.RootElement.TryGetProperty("resumeRevision", out var rr) ? rr.GetInt64() : 0);
+                        line = await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false);
                     }
-                    var dto = JsonSerializer.Deserialize<ChangeEventDto>(data.ToString(), WireJson.Options)!;
-                    yield return new ChangeEvent(dto.Namespace, dto.Kind, dto.Record.ToRecord());
+                    catch (Exception e) when (e is IOException or HttpRequestException && !cancellationToken.IsCancellationRequested)
+                    {
+                        break; // connection dropped: resume below
+                    }
+                    if (line is null) break;
+                    if (line.Length == 0)
+                    {
+                        if (data.Length > 0)
+                        {
+                            if (eventName == "error") throw WatchError(data.ToString());
+                            var dto = JsonSerializer.Deserialize<ChangeEventDto>(data.ToString(), WireJson.Options)!;
+                            if (eventId is not null) lastEventId = eventId;
+                            failures = 0;
+                            delay = _options.RetryDelay;
+                            yield return new ChangeEvent(dto.Namespace, dto.Kind, dto.Record.ToRecord());
+                        }
+                        eventName = null;
+                        eventId = null;
+                        data.Clear();
+                    }
+                    else if (line.StartsWith("data:", StringComparison.Ordinal)) data.Append(line.AsSpan(5).TrimStart());
+                    else if (line.StartsWith("event:", StringComparison.Ordinal)) eventName = line[6..].Trim();
+                    else if (line.StartsWith("id:", StringComparison.Ordinal)) eventId = line[3..].Trim();
                 }
-                eventName = null;
-                data.Clear();
             }
-            else if (line.StartsWith("data:", StringComparison.Ordinal)) data.Append(line.AsSpan(5).TrimStart());
-            else if (line.StartsWith("event:", StringComparison.Ordinal)) eventName = line[6..].Trim();
+            // The server ended the stream (shutdown) or the connection broke: reconnect where we left off.
+            cancellationToken.ThrowIfCancellationRequested();
+            if (++failures >= _options.MaxAttempts)
+                throw new StoreUnavailableException($"The watch stream was interrupted {failures} times in a row", null, isTransient: true);
+            await Task.Delay(delay, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
+            delay *= 2;
+            if (lastEventId is null && request.FromRevision == 0 && startedAfter is { } after)
+                url.Replace("fromRevision=0", $"fromRevision={after + 1}");
         }
+    }
+
+    /// <summary>Opens one SSE connection; null when it failed in a way worth retrying.</summary>
+    private async Task<(HttpResponseMessage Response, Stream Body)?> OpenWatchAsync(HttpRequestMessage message, CancellationToken cancellationToken)
+    {
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
+        if (response.StatusCode == HttpStatusCode.ServiceUnavailable)
+        {
+            response.Dispose();
+            return null;
+        }
+        try
+        {
+            await ThrowIfErrorAsync(response, cancellationToken).ConfigureAwait(false);
+            return (response, await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
+        }
+    }
+
+    private static ConcordException WatchError(string data)
+    {
+        using var err = JsonDocument.Parse(data);
+        var root = err.RootElement;
+        var type = root.TryGetProperty("type", out var t) ? t.GetString() ?? "" : "";
+        var detail = root.TryGetProperty("detail", out var d) ? d.GetString() ?? "" : "";
+        if (type.EndsWith("/watch-overflow", StringComparison.Ordinal))
+            return new WatchOverflowException(root.TryGetProperty("resumeRevision", out var rr) && rr.TryGetInt64(out var r) ? r : 0);
+        return new StoreUnavailableException(detail.Length > 0 ? detail : "The watch stream failed", null, isTransient: true);
     }
 
     /// <summary>Nothing to release: the caller owns the <see cref="HttpClient"/>.</summary>
@@ -212,14 +288,19 @@ public sealed class ConcordHttpStore : IConcordStore
                 m.Headers.TryAddWithoutValidation("If-Match", "*");
                 break;
         }
-        if (e.Fence is { } f) m.Headers.TryAddWithoutValidation("Concord-Fence", $"{f.Lock}:{f.Token}");
-        if (idempotencyKey is not null) m.Headers.TryAddWithoutValidation("Idempotency-Key", idempotencyKey);
-        if (options.Agent is not null) m.Headers.TryAddWithoutValidation("Concord-Agent", options.Agent);
+        if (e.Fence is { } f) m.Headers.TryAddWithoutValidation("Concord-Fence", EncodeHeader($"{f.Lock}:{f.Token}"));
+        if (idempotencyKey is not null) m.Headers.TryAddWithoutValidation("Idempotency-Key", EncodeHeader(idempotencyKey));
+        if (options.Agent is not null) m.Headers.TryAddWithoutValidation("Concord-Agent", EncodeHeader(options.Agent));
+        if (options.LogicalOperation is not null) m.Headers.TryAddWithoutValidation("Concord-Logical-Operation", EncodeHeader(options.LogicalOperation));
         if (options.Ttl is { } ttl) m.Headers.TryAddWithoutValidation("Concord-Ttl", ttl.TotalSeconds.ToString("R", CultureInfo.InvariantCulture));
     }
 
-    /// <summary>Sends with retries on transient failures; the same idempotency key is reused by every attempt.</summary>
-    private async Task<HttpResponseMessage> SendAsync(Func<HttpRequestMessage> build, CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends with retries on transient failures (connection errors, 503). Only requests that are safe to repeat are
+    /// retried: reads, and mutations carrying an idempotency key (the same key on every attempt, so a write whose reply
+    /// was lost is replayed, not applied twice).
+    /// </summary>
+    private async Task<HttpResponseMessage> SendAsync(Func<HttpRequestMessage> build, CancellationToken cancellationToken, bool retryable = true)
     {
         var delay = _options.RetryDelay;
         for (var attempt = 1; ; attempt++)
@@ -229,10 +310,10 @@ public sealed class ConcordHttpStore : IConcordStore
             try
             {
                 var response = await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
-                if (response.StatusCode != HttpStatusCode.ServiceUnavailable || attempt >= _options.MaxAttempts) return response;
+                if (response.StatusCode != HttpStatusCode.ServiceUnavailable || !retryable || attempt >= _options.MaxAttempts) return response;
                 response.Dispose();
             }
-            catch (HttpRequestException) when (attempt < _options.MaxAttempts)
+            catch (HttpRequestException) when (retryable && attempt < _options.MaxAttempts)
             {
             }
             await Task.Delay(delay, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
@@ -240,10 +321,19 @@ public sealed class ConcordHttpStore : IConcordStore
         }
     }
 
+    /// <summary>Header values are ASCII: other text travels as <c>utf-8''PERCENT-ENCODED</c> (RFC 8187 ext-value), which the server decodes.</summary>
+    internal static string EncodeHeader(string value) =>
+        value.All(c => c is >= ' ' and <= '~') && !value.StartsWith("utf-8''", StringComparison.OrdinalIgnoreCase)
+            ? value
+            : "utf-8''" + Uri.EscapeDataString(value);
+
+    internal static string DecodeHeader(string value) =>
+        value.StartsWith("utf-8''", StringComparison.OrdinalIgnoreCase) ? Uri.UnescapeDataString(value[7..]) : value;
+
     private static long HeaderLong(HttpResponseMessage response, string name) =>
         response.Headers.TryGetValues(name, out var values) && long.TryParse(values.FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 0;
 
-    private sealed record Problem(string? Code, string? Detail, ConflictKind? Conflict, RecordDto? Current, long? Revision);
+    private sealed record Problem(string? Code, string? Detail, ConflictKind? Conflict, RecordDto? Current, long? Revision, JsonElement Root);
 
     private static async Task<Problem?> ReadProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
@@ -252,17 +342,18 @@ public sealed class ConcordHttpStore : IConcordStore
         try
         {
             using var doc = JsonDocument.Parse(text);
-            var root = doc.RootElement;
-            var type = root.TryGetProperty("type", out var t) ? t.GetString() : null;
+            var root = doc.RootElement.Clone();
+            if (root.ValueKind != JsonValueKind.Object) return new Problem(null, text, null, null, null, default);
+            var type = root.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
             var code = type?[(type.LastIndexOf('/') + 1)..];
-            ConflictKind? conflict = root.TryGetProperty("conflict", out var c) && Enum.TryParse<ConflictKind>(c.GetString(), ignoreCase: true, out var k) ? k : null;
+            ConflictKind? conflict = root.TryGetProperty("conflict", out var c) && c.ValueKind == JsonValueKind.String && Enum.TryParse<ConflictKind>(c.GetString(), ignoreCase: true, out var k) ? k : null;
             var current = root.TryGetProperty("current", out var cur) && cur.ValueKind == JsonValueKind.Object ? cur.Deserialize<RecordDto>(WireJson.Options) : null;
             long? revision = root.TryGetProperty("revision", out var rv) && rv.ValueKind == JsonValueKind.Number ? rv.GetInt64() : null;
-            return new Problem(code, root.TryGetProperty("detail", out var d) ? d.GetString() : text, conflict, current, revision);
+            return new Problem(code, root.TryGetProperty("detail", out var d) ? d.GetString() : text, conflict, current, revision, root);
         }
         catch (JsonException)
         {
-            return new Problem(null, text, null, null, null);
+            return new Problem(null, text, null, null, null, default);
         }
     }
 
@@ -281,23 +372,22 @@ public sealed class ConcordHttpStore : IConcordStore
         var detail = problem?.Detail ?? $"HTTP {(int)status}";
         return problem?.Code switch
         {
-            "invalid-key" => new InvalidKeyException("", StripPrefix(detail)),
+            "invalid-key" => new InvalidKeyException(Text("key") ?? "", Text("reason") ?? detail),
+            "invalid-request" => new InvalidRequestException(detail),
             "invalid-patch" => new InvalidPatchException(detail),
-            "value-too-large" => new ValueTooLargeException("", 0, 0),
-            "idempotency-key-reused" => new IdempotencyKeyReusedException(ExtractQuoted(detail)),
-            "revision-compacted" => new RevisionCompactedException(0, 0),
-            "unknown-revision" => new UnknownRevisionException(0, 0),
+            "value-too-large" => new ValueTooLargeException(Text("key") ?? "", Number("size"), Number("limit")),
+            "idempotency-key-reused" => new IdempotencyKeyReusedException(Text("idempotencyKey") ?? ""),
+            "revision-compacted" => new RevisionCompactedException(Number("requested"), Number("compactedRevision")),
+            "unknown-revision" => new UnknownRevisionException(Number("requested"), Number("current")),
+            "watch-overflow" => new WatchOverflowException(Number("resumeRevision")),
             "store-unavailable" or "not-ready" => new StoreUnavailableException(detail, null, isTransient: true),
             _ => new ConcordHttpException(status, problem?.Code ?? "http-error", detail),
         };
 
-        static string StripPrefix(string d) => d.Contains(": ", StringComparison.Ordinal) ? d[(d.IndexOf(": ", StringComparison.Ordinal) + 2)..] : d;
-        static string ExtractQuoted(string d)
-        {
-            var a = d.IndexOf('\'', StringComparison.Ordinal);
-            var b = a >= 0 ? d.IndexOf('\'', a + 1) : -1;
-            return a >= 0 && b > a ? d[(a + 1)..b] : "";
-        }
+        string? Text(string name) =>
+            problem?.Root.ValueKind == JsonValueKind.Object && problem.Root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        long Number(string name) =>
+            problem?.Root.ValueKind == JsonValueKind.Object && problem.Root.TryGetProperty(name, out var v) && v.TryGetInt64(out var n) ? n : 0;
     }
 }
 

@@ -1,6 +1,7 @@
 using Concord.Coordination.Locks;
 using Concord.Engine;
 using Concord.Server.Http;
+using Concord.Server.Mcp;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -15,27 +16,50 @@ namespace Concord.Server;
 public static class ConcordServer
 {
     /// <summary>
-    /// Creates the web application. Settings come from the <c>Concord</c> configuration section (appsettings, a
-    /// <c>--config</c> JSON file, environment variables such as <c>Concord__Backend=memory</c>), then
-    /// <paramref name="configureOptions"/>. When <paramref name="store"/> is given, the caller owns it; otherwise the
-    /// server opens the configured backend and closes it (flushing the log) after in-flight requests drained.
+    /// Creates the web application. Settings come from the <c>Concord</c> configuration section, lowest precedence
+    /// first: appsettings.json, a <c>--config</c> JSON file, environment variables such as <c>Concord__Backend=memory</c>,
+    /// command-line arguments, then <paramref name="configureOptions"/>. When <paramref name="store"/> is given, the caller
+    /// owns it; otherwise the server opens the configured backend and closes it (flushing the log) after in-flight
+    /// requests drained.
     /// </summary>
     public static async Task<WebApplication> CreateAsync(string[]? args = null, Action<ConcordServerOptions>? configureOptions = null,
         IConcordStore? store = null, Action<WebApplicationBuilder>? configureBuilder = null, CancellationToken cancellationToken = default)
     {
-        var builder = WebApplication.CreateSlimBuilder(args ?? []);
+        args ??= [];
+        var builder = WebApplication.CreateSlimBuilder(args);
         var configFile = builder.Configuration["config"];
-        if (!string.IsNullOrEmpty(configFile)) builder.Configuration.AddJsonFile(Path.GetFullPath(configFile), optional: false);
+        if (!string.IsNullOrEmpty(configFile))
+        {
+            // The file sits between appsettings and the environment: re-adding env vars and args keeps them on top.
+            builder.Configuration.AddJsonFile(Path.GetFullPath(configFile), optional: false);
+            builder.Configuration.AddEnvironmentVariables();
+            builder.Configuration.AddCommandLine(args);
+        }
         var options = new ConcordServerOptions();
         builder.Configuration.GetSection("Concord").Bind(options);
         configureOptions?.Invoke(options);
+        options.Validate();
 
+        if (string.Equals(options.LogFormat, "json", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.Logging.ClearProviders();
+            builder.Logging.AddJsonConsole(j => j.IncludeScopes = false);
+        }
         // Per-request framework logs drown the server's own; configuration (Logging:LogLevel) can turn them back on.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes);
-        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(10));
+        builder.Logging.AddFilter("ModelContextProtocol", LogLevel.Warning);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+            k.AddServerHeader = false;
+        });
+        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.ShutdownTimeout);
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi();
+        builder.Services.AddHttpContextAccessor();
+        builder.Services.AddMcpServer(o => o.ServerInstructions = ConcordTools.Instructions)
+            .WithHttpTransport(t => t.Stateless = true)
+            .WithTools<ConcordTools>(Wire.WireJson.Options);
         configureBuilder?.Invoke(builder);
 
         var ownsStore = store is null;
@@ -43,6 +67,7 @@ public static class ConcordServer
         builder.Services.AddSingleton(store);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(new Auth(options));
+        builder.Services.AddSingleton(new WatchLimiter(options.MaxWatchers));
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ILockService>(sp => new StoreLockService(store, sp.GetRequiredService<TimeProvider>()));
 
@@ -53,17 +78,24 @@ public static class ConcordServer
         log.LogInformation("Concord serving backend {Backend} (strict mode {Strict})", options.Backend, options.Strict);
         if (ownsStore)
         {
-            // Runs after the server stopped accepting and drained requests: flush the log last.
-            app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
+            // ApplicationStopped fires after Kestrel stopped accepting and drained in-flight requests (bounded by
+            // ShutdownTimeout): only then is the store closed, which flushes and fsyncs the log and releases the data directory.
+            app.Lifetime.ApplicationStopped.Register(() =>
+            {
+                store.DisposeAsync().AsTask().GetAwaiter().GetResult();
+                log.LogInformation("Concord store closed");
+            });
         }
 
-        app.UseExceptionHandling();
+        app.UseExceptionHandling(log);
+        app.UseStatusCodePages();
         app.MapOpenApi();
         app.MapHealthApi();
         var v1 = app.MapGroup("/v1");
         v1.MapStateApi();
         v1.MapWatchApi();
         v1.MapLocksApi();
+        app.MapConcordMcp();
         return app;
     }
 
@@ -84,21 +116,28 @@ public static class ConcordServer
         }
     }
 
-    private static void UseExceptionHandling(this WebApplication app) => app.Use(async (http, next) =>
+    private static void UseExceptionHandling(this WebApplication app, ILogger log) => app.Use(async (http, next) =>
     {
         try
         {
             await next(http).ConfigureAwait(false);
         }
-        catch (Exception e) when (!http.Response.HasStarted && e is ConcordException or HttpIo.BadInputException or BadHttpRequestException or ArgumentException)
+        catch (Exception e) when (!http.Response.HasStarted && !http.RequestAborted.IsCancellationRequested)
         {
             var result = e switch
             {
                 ConcordException c => Problems.From(c),
-                HttpIo.BadInputException b => Problems.Create(b.Status, b.Code, "Bad request", b.Message),
-                BadHttpRequestException b => Problems.Create(b.StatusCode, b.StatusCode == 413 ? "body-too-large" : "bad-request", "Bad request", b.Message),
-                _ => Problems.Create(400, "invalid-request", "Invalid request", e.Message),
+                HttpIo.BadInputException b => Problems.Create(b.Status, b.Code, b.Status == 413 ? "Payload too large" : "Bad request", b.Message),
+                BadHttpRequestException b => Problems.Create(b.StatusCode, b.StatusCode == 413 ? "body-too-large" : "bad-request", b.StatusCode == 413 ? "Payload too large" : "Bad request", b.Message),
+                ArgumentException or FormatException or OverflowException => Problems.Create(400, "invalid-request", "Invalid request", e.Message),
+                _ => null,
             };
+            if (result is null)
+            {
+                log.LogError(e, "Unhandled error on {Method} {Path}", http.Request.Method, http.Request.Path);
+                result = Problems.Create(500, "internal-error", "Internal error", "The server failed to process the request; see the server log");
+            }
+            http.Response.Clear();
             await result.ExecuteAsync(http).ConfigureAwait(false);
         }
     });

@@ -58,4 +58,29 @@ public sealed class ConcordServerOptions
 
     /// <summary>API keys. Empty means authentication is off (development only; a warning is logged). <value>Default: empty.</value></summary>
     public List<ApiKeyOptions> ApiKeys { get; set; } = [];
+
+    /// <summary>Console log format: <c>simple</c> or <c>json</c> (one JSON object per line). <value>Default: simple.</value></summary>
+    public string LogFormat { get; set; } = "simple";
+
+    /// <summary>
+    /// How long a graceful shutdown waits for in-flight requests before aborting them (watch streams are ended at once).
+    /// <value>Default: 10 s.</value>
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Throws <see cref="InvalidRequestException"/> when a setting is out of range.</summary>
+    public void Validate()
+    {
+        if (MaxRequestBodyBytes < 1024) throw new InvalidRequestException($"Concord:MaxRequestBodyBytes must be at least 1024 (got {MaxRequestBodyBytes})");
+        if (MaxValueBytes < 16) throw new InvalidRequestException($"Concord:MaxValueBytes must be at least 16 (got {MaxValueBytes})");
+        if (MaxWatchers < 0) throw new InvalidRequestException($"Concord:MaxWatchers must not be negative (got {MaxWatchers})");
+        if (ShutdownTimeout < TimeSpan.Zero) throw new InvalidRequestException("Concord:ShutdownTimeout must not be negative");
+        if (LogFormat is not ("simple" or "json")) throw new InvalidRequestException($"Concord:LogFormat must be 'simple' or 'json' (got '{LogFormat}')");
+        foreach (var key in ApiKeys)
+        {
+            if (string.IsNullOrEmpty(key.Key)) throw new InvalidRequestException($"API key '{key.Name}' has an empty Key");
+            if (key.Namespaces.Count == 0) throw new InvalidRequestException($"API key '{key.Name}' has no Namespaces (use [\"*\"] for all)");
+        }
+        if (ApiKeys.Select(k => k.Key).Distinct(StringComparer.Ordinal).Count() != ApiKeys.Count) throw new InvalidRequestException("Two API keys have the same Key");
+    }
 }

@@ -11,6 +11,12 @@ internal static class HttpIo
 {
     public const string RecordMediaType = "application/vnd.concord.record+json";
 
+    /// <summary>Set to <c>true</c> on a response that replays the stored result of an earlier request with the same Idempotency-Key.</summary>
+    public const string ReplayedHeader = "Idempotent-Replayed";
+
+    /// <summary>Names one logical operation whose payload may change between attempts (the client's UpdateAsync); fingerprints use it instead of the body.</summary>
+    public const string LogicalOperationHeader = "Concord-Logical-Operation";
+
     /// <summary>Thrown for malformed HTTP input (bad JSON, bad headers, oversized bodies); mapped to 4xx by the error middleware.</summary>
     public sealed class BadInputException(int status, string code, string message) : Exception(message)
     {
@@ -67,7 +73,7 @@ internal static class HttpIo
             if (ifNoneMatch.Trim() != "*") throw new BadInputException(400, "invalid-precondition", "On writes, If-None-Match supports only '*' (create if absent)");
             expectation = Expect.Absent;
         }
-        var fence = request.Headers["Concord-Fence"].ToString();
+        var fence = HeaderText(request, "Concord-Fence");
         if (fence.Length > 0)
         {
             var colon = fence.LastIndexOf(':');
@@ -100,15 +106,23 @@ internal static class HttpIo
 
     public static string? ReadIdempotencyKey(HttpRequest request)
     {
-        var key = request.Headers["Idempotency-Key"].ToString();
+        var key = HeaderText(request, "Idempotency-Key");
         if (key.Length == 0) return null;
         if (key.Length > 255) throw new BadInputException(400, "invalid-idempotency-key", "Idempotency-Key must be at most 255 characters");
         return key;
     }
 
+    public static string? ReadLogicalOperation(HttpRequest request)
+    {
+        var op = HeaderText(request, LogicalOperationHeader);
+        if (op.Length == 0) return null;
+        if (op.Length > 600) throw new BadInputException(400, "invalid-request", $"{LogicalOperationHeader} must be at most 600 characters");
+        return op;
+    }
+
     public static string Agent(HttpRequest request, Caller caller)
     {
-        var agent = request.Headers["Concord-Agent"].ToString();
+        var agent = HeaderText(request, "Concord-Agent");
         if (agent.Length > 128) throw new BadInputException(400, "invalid-agent", "Concord-Agent must be at most 128 characters");
         return agent.Length > 0 ? agent : caller.DefaultAgent;
     }
@@ -121,6 +135,32 @@ internal static class HttpIo
         response.Headers.ETag = new EntityTagHeaderValue($"\"{record.Version}\"").ToString();
         response.Headers["Concord-Revision"] = revision.ToString(CultureInfo.InvariantCulture);
         response.Headers["Concord-Mod-Revision"] = record.Revision.ToString(CultureInfo.InvariantCulture);
-        if (record.Writer is not null) response.Headers["Concord-Writer"] = record.Writer;
+        if (record.Writer is not null) response.Headers["Concord-Writer"] = EncodeHeader(record.Writer);
     }
+
+    /// <summary>
+    /// Header values are ASCII; text that is not (agent ids, lock names, keys in idempotency ids) travels as
+    /// <c>utf-8''PERCENT-ENCODED</c> (the RFC 8187 ext-value form), which this decodes.
+    /// </summary>
+    public static string HeaderText(HttpRequest request, string name)
+    {
+        var raw = request.Headers[name].ToString();
+        if (!raw.StartsWith(Utf8Prefix, StringComparison.OrdinalIgnoreCase)) return raw;
+        try
+        {
+            return Uri.UnescapeDataString(raw[Utf8Prefix.Length..]);
+        }
+        catch (UriFormatException)
+        {
+            throw new BadInputException(400, "invalid-header", $"{name} is not valid utf-8'' percent-encoding");
+        }
+    }
+
+    /// <summary>The inverse of <see cref="HeaderText"/>: printable ASCII is sent as is, anything else percent-encoded.</summary>
+    public static string EncodeHeader(string value) =>
+        value.All(c => c is >= ' ' and <= '~') && !value.StartsWith(Utf8Prefix, StringComparison.OrdinalIgnoreCase)
+            ? value
+            : Utf8Prefix + Uri.EscapeDataString(value);
+
+    private const string Utf8Prefix = "utf-8''";
 }

@@ -11,16 +11,17 @@ internal static class Problems
     public static IResult Create(int status, string code, string title, string detail, IDictionary<string, object?>? extensions = null) =>
         Results.Problem(detail: detail, statusCode: status, title: title, type: TypeBase + code, extensions: extensions);
 
-    /// <summary>Maps a fault to its status: bad input is 4xx, an unavailable store 503.</summary>
+    /// <summary>Maps a fault to its status: bad input is 4xx, an unavailable store 503. Data the client needs to rebuild the exception travels as extensions.</summary>
     public static IResult From(ConcordException e) => e switch
     {
-        InvalidKeyException => Create(400, e.Code, "Invalid key", e.Message),
+        InvalidKeyException k => Create(400, e.Code, "Invalid key", e.Message, new Dictionary<string, object?> { ["key"] = k.Key, ["reason"] = k.Reason }),
         InvalidRequestException => Create(400, e.Code, "Invalid request", e.Message),
-        InvalidPatchException => Create(422, e.Code, "Invalid patch", e.Message),
-        ValueTooLargeException => Create(413, e.Code, "Value too large", e.Message),
-        IdempotencyKeyReusedException => Create(422, e.Code, "Idempotency key reused", e.Message),
-        RevisionCompactedException => Create(410, e.Code, "Revision compacted", e.Message),
-        UnknownRevisionException => Create(400, e.Code, "Unknown revision", e.Message),
+        InvalidPatchException p => Create(422, e.Code, "Invalid patch", e.Message, new Dictionary<string, object?> { ["operationIndex"] = p.OperationIndex }),
+        ValueTooLargeException v => Create(413, e.Code, "Value too large", e.Message, new Dictionary<string, object?> { ["size"] = v.Size, ["limit"] = v.Limit }),
+        IdempotencyKeyReusedException i => Create(422, e.Code, "Idempotency key reused", e.Message, new Dictionary<string, object?> { ["idempotencyKey"] = i.IdempotencyKey }),
+        RevisionCompactedException c => Create(410, e.Code, "Revision compacted", e.Message, new Dictionary<string, object?> { ["requested"] = c.Requested, ["compactedRevision"] = c.CompactedRevision }),
+        UnknownRevisionException u => Create(400, e.Code, "Unknown revision", e.Message, new Dictionary<string, object?> { ["requested"] = u.Requested, ["current"] = u.Current }),
+        WatchOverflowException w => Create(503, e.Code, "Watch overflow", e.Message, new Dictionary<string, object?> { ["resumeRevision"] = w.ResumeRevision }),
         StoreUnavailableException => Create(503, e.Code, "Store unavailable", e.Message),
         _ => Create(500, e.Code, "Error", e.Message),
     };

@@ -28,13 +28,26 @@ internal static class StateApi
     {
         if (auth.Check(http, ns, ApiRights.Read, out _) is { } denied) return denied;
         var query = http.Request.Query["revision"].ToString();
-        var revision = query.Length > 0 ? ParseLong(query, "revision") : await store.GetRevisionAsync(ct);
-        var record = await store.GetAsync(ns, key, new ReadOptions { AtRevision = revision }, ct);
+        long revision;
+        ConcordRecord? record;
+        if (query.Length > 0)
+        {
+            revision = ParseLong(query, "revision");
+            record = await store.GetAsync(ns, key, new ReadOptions { AtRevision = revision }, ct);
+        }
+        else
+        {
+            // A latest read (so TTLs are honoured to the instant). The record was the latest at some revision v >= both
+            // numbers below, and nothing changed it between its own revision and v, so it is exactly the value at their max.
+            var before = await store.GetRevisionAsync(ct);
+            record = await store.GetAsync(ns, key, null, ct);
+            revision = Math.Max(before, record?.Revision ?? 0);
+        }
         http.Response.Headers["Concord-Revision"] = revision.ToString(CultureInfo.InvariantCulture);
         if (record is null) return Problems.Create(404, "key-not-found", "Not found", $"'{key}' does not exist in namespace '{ns}'", new Dictionary<string, object?> { ["revision"] = revision });
         HttpIo.SetRecordHeaders(http.Response, record, revision);
         var ifNoneMatch = http.Request.Headers.IfNoneMatch.ToString();
-        if (ifNoneMatch.Length > 0 && ifNoneMatch != "*" && HttpIo.ParseVersionTag(ifNoneMatch, "If-None-Match") == record.Version)
+        if (ifNoneMatch.Length > 0 && (ifNoneMatch.Trim() == "*" || HttpIo.ParseVersionTag(ifNoneMatch, "If-None-Match") == record.Version))
             return Results.StatusCode(304);
         return HttpIo.WantsEnvelope(http.Request)
             ? Results.Json(RecordDto.From(record), WireJson.Options, HttpIo.RecordMediaType)
@@ -71,6 +84,8 @@ internal static class StateApi
         if (auth.Check(http, ns, WriteRight(key), out var caller) is { } denied) return denied;
         var write = WriteOptionsFor(http.Request, caller);
         using var body = await HttpIo.ReadJsonAsync(http.Request, options.MaxRequestBodyBytes, ct);
+        if (body.RootElement.ValueKind != System.Text.Json.JsonValueKind.Array)
+            throw new HttpIo.BadInputException(400, "invalid-request", "A PATCH body must be a JSON Patch array (RFC 6902), e.g. [{\"op\":\"increment\",\"path\":\"/n\",\"value\":1}]");
         var patch = JsonPatch.FromJson(System.Text.Json.Nodes.JsonNode.Parse(body.RootElement.GetRawText()));
         var result = await store.PatchAsync(ns, key, patch, write, ct);
         return WriteResponse(http, ns, result);
@@ -87,16 +102,18 @@ internal static class StateApi
 
     private static async Task<IResult> TransactAsync(HttpContext http, string ns, IConcordStore store, Auth auth, ConcordServerOptions options, CancellationToken ct)
     {
+        // Outsiders are turned away before the body is even read; the exact right depends on the operations.
+        if (auth.Check(http, ns, ApiRights.Read, out var caller) is { } denied) return denied;
         using var body = await HttpIo.ReadJsonAsync(http.Request, options.MaxRequestBodyBytes, ct);
         var dto = HttpIo.Deserialize<TxnRequestDto>(body, "Transaction");
         var request = WireMapper.FromDto(dto);
         var ops = request.Then.Concat(request.Else).ToList();
         var needed = ops.All(o => o.Kind == TxnOpKind.Get) ? ApiRights.Read
             : ops.Any(o => o.Kind != TxnOpKind.Get && o.Key.StartsWith(Reserved, StringComparison.Ordinal)) ? ApiRights.Admin : ApiRights.Write;
-        if (auth.Check(http, ns, needed, out var caller) is { } denied) return denied;
+        if (!Auth.Permits(caller, ns, needed)) return Auth.Forbidden(ns, needed);
         var result = await store.TransactAsync(ns, request, WriteOptionsFor(http.Request, caller) with { Expect = default, Ttl = null }, ct);
         http.Response.Headers["Concord-Revision"] = result.Revision.ToString(CultureInfo.InvariantCulture);
-        if (result.Replayed) http.Response.Headers["Idempotent-Replayed"] = "true";
+        if (result.Replayed) http.Response.Headers[HttpIo.ReplayedHeader] = "true";
         return Results.Json(WireMapper.ToDto(result), WireJson.Options);
     }
 
@@ -106,11 +123,12 @@ internal static class StateApi
         IdempotencyKey = HttpIo.ReadIdempotencyKey(request),
         Agent = HttpIo.Agent(request, caller),
         Ttl = HttpIo.ReadTtl(request),
+        LogicalOperation = HttpIo.ReadLogicalOperation(request),
     };
 
     private static IResult WriteResponse(HttpContext http, string ns, WriteResult result)
     {
-        if (result.Replayed) http.Response.Headers["Idempotent-Replayed"] = "true";
+        if (result.Replayed) http.Response.Headers[HttpIo.ReplayedHeader] = "true";
         http.Response.Headers["Concord-Revision"] = result.Revision.ToString(CultureInfo.InvariantCulture);
         if (!result.IsApplied) return Problems.Conflict(result);
         var record = result.Record!;

@@ -4,23 +4,41 @@ using Concord.Wire;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Hosting;
 
 namespace Concord.Server.Http;
 
+/// <summary>Caps concurrent watch streams for one server instance.</summary>
+internal sealed class WatchLimiter(int max)
+{
+    private int _active;
+
+    public int Max => max;
+
+    public bool TryEnter()
+    {
+        if (Interlocked.Increment(ref _active) <= max) return true;
+        Interlocked.Decrement(ref _active);
+        return false;
+    }
+
+    public void Exit() => Interlocked.Decrement(ref _active);
+}
+
 /// <summary>
 /// <c>GET /v1/ns/{ns}/watch</c>: the change feed as server-sent events. Each event's id is <c>REVISION.INDEX</c>
-/// (index within the revision), so a client resuming with <c>Last-Event-ID</c> neither misses nor repeats an event,
-/// even when one transaction changed several keys.
+/// (index among this stream's events of that revision), so a client resuming with <c>Last-Event-ID</c> and the same
+/// key/prefix neither misses nor repeats an event, even when one transaction changed several keys.
 /// </summary>
 internal static class WatchApi
 {
     private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
-    private static int s_active;
 
     public static void MapWatchApi(this RouteGroupBuilder v1) =>
         v1.MapGet("/ns/{ns}/watch", WatchAsync).WithTags("Watch").WithName("Watch");
 
-    private static async Task<IResult> WatchAsync(HttpContext http, string ns, IConcordStore store, Auth auth, ConcordServerOptions options, TimeProvider time, CancellationToken ct)
+    private static async Task<IResult> WatchAsync(HttpContext http, string ns, IConcordStore store, Auth auth, WatchLimiter limiter,
+        TimeProvider time, IHostApplicationLifetime lifetime, CancellationToken requestAborted)
     {
         if (auth.Check(http, ns, ApiRights.Read, out _) is { } denied) return denied;
         var q = http.Request.Query;
@@ -30,24 +48,31 @@ internal static class WatchApi
         if (lastEventId.Length > 0)
         {
             var parts = lastEventId.Split('.');
-            if (parts.Length != 2 || !long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var rev) || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var index))
-                throw new HttpIo.BadInputException(400, "invalid-request", "Last-Event-ID must be 'REVISION.INDEX' as sent by this server");
+            if (parts.Length != 2 || !long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var rev) || rev < 1
+                || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var index))
+                throw new HttpIo.BadInputException(400, "invalid-last-event-id", "Last-Event-ID must be 'REVISION.INDEX' as sent by this server");
             from = rev;
             skipThrough = index;
         }
         var request = new WatchRequest { Key = q["key"].Count > 0 ? q["key"].ToString() : null, Prefix = q["prefix"].ToString(), FromRevision = from };
-        if (Interlocked.Increment(ref s_active) > options.MaxWatchers)
-        {
-            Interlocked.Decrement(ref s_active);
-            return Problems.Create(429, "too-many-watchers", "Too many watchers", $"This server allows {options.MaxWatchers} concurrent watch streams");
-        }
+        if (!limiter.TryEnter())
+            return Problems.Create(429, "too-many-watchers", "Too many watchers", $"This server allows {limiter.Max} concurrent watch streams");
+
+        // A watch never ends on its own: end it when the client leaves or the server begins shutting down, so a graceful
+        // shutdown drains ordinary requests without waiting for every subscriber.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, lifetime.ApplicationStopping);
+        var ct = stop.Token;
+        var changes = store.WatchAsync(ns, request, ct).GetAsyncEnumerator(ct);
+        Task<bool>? next = null;
         try
         {
-            await using var changes = store.WatchAsync(ns, request, ct).GetAsyncEnumerator(ct);
-            // Validate (compaction, bad keys) before committing to a 200 response.
-            var next = changes.MoveNextAsync().AsTask();
-            await Task.WhenAny(next, Task.Delay(TimeSpan.FromMilliseconds(50), time, ct));
+            // The first MoveNext validates (bad key, compacted revision) before we commit to a 200 response; a fault
+            // surfaces here as a problem+json status.
+            next = changes.MoveNextAsync().AsTask();
             if (next.IsFaulted) await next;
+            // The subscription is registered by now: every change after this revision will be delivered. A client whose
+            // "from now" stream drops before its first event resumes from here.
+            http.Response.Headers["Concord-Revision"] = (await store.GetRevisionAsync(ct)).ToString(CultureInfo.InvariantCulture);
 
             http.Response.ContentType = "text/event-stream";
             http.Response.Headers.CacheControl = "no-cache";
@@ -56,13 +81,17 @@ internal static class WatchApi
             await http.Response.Body.FlushAsync(ct);
             long currentRevision = -1;
             var index = 0;
+            Task? tick = null;
             while (true)
             {
                 while (!next.IsCompleted)
                 {
-                    var tick = Task.Delay(KeepAlive, time, ct);
+                    // One keep-alive timer at a time, reused until it fires (not one per event).
+                    tick ??= Task.Delay(KeepAlive, time, ct);
                     if (await Task.WhenAny(next, tick) == tick)
                     {
+                        tick = null;
+                        ct.ThrowIfCancellationRequested();
                         await http.Response.WriteAsync(": keep-alive\n\n", ct);
                         await http.Response.Body.FlushAsync(ct);
                     }
@@ -86,15 +115,38 @@ internal static class WatchApi
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            // The client went away.
+            // The client went away, or the server is shutting down: a client reconnects with Last-Event-ID.
         }
-        catch (WatchOverflowException e) when (http.Response.HasStarted)
+        catch (ConcordException e) when (http.Response.HasStarted)
         {
-            await http.Response.WriteAsync($"event: error\ndata: {JsonSerializer.Serialize(new { type = Problems.TypeBase + e.Code, detail = e.Message, resumeRevision = e.ResumeRevision })}\n\n", CancellationToken.None);
+            // Overflow (too slow a consumer) or the store closing: tell the client where to resume, then end the stream.
+            var resume = e is WatchOverflowException w ? w.ResumeRevision : (long?)null;
+            var data = JsonSerializer.Serialize(new { type = Problems.TypeBase + e.Code, detail = e.Message, resumeRevision = resume }, WireJson.Options);
+            try
+            {
+                await http.Response.WriteAsync($"event: error\ndata: {data}\n\n", CancellationToken.None);
+            }
+            catch (IOException)
+            {
+                // The client is gone too.
+            }
         }
         finally
         {
-            Interlocked.Decrement(ref s_active);
+            // An async iterator cannot be disposed while a MoveNext is pending: let the cancelled one finish first.
+            stop.Cancel();
+            if (next is { IsCompleted: false })
+            {
+                try
+                {
+                    await next;
+                }
+                catch (Exception e) when (e is OperationCanceledException or ConcordException)
+                {
+                }
+            }
+            await changes.DisposeAsync();
+            limiter.Exit();
         }
         return Results.Empty;
     }
