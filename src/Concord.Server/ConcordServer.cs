@@ -1,5 +1,6 @@
 using Concord.Coordination.Locks;
 using Concord.Engine;
+using Concord.Server.Dashboard;
 using Concord.Server.Http;
 using Concord.Server.Mcp;
 using Microsoft.AspNetCore.Builder;
@@ -65,6 +66,7 @@ public static class ConcordServer
         var ownsStore = store is null;
         store ??= await OpenStoreAsync(options, cancellationToken).ConfigureAwait(false);
         builder.Services.AddSingleton(store);
+        builder.AddConcordDashboard(store);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(new Auth(options));
         builder.Services.AddSingleton(new WatchLimiter(options.MaxWatchers));
@@ -96,6 +98,7 @@ public static class ConcordServer
         v1.MapWatchApi();
         v1.MapLocksApi();
         app.MapConcordMcp();
+        app.MapConcordDashboard();
         return app;
     }
 
