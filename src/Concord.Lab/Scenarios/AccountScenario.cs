@@ -244,7 +244,7 @@ public sealed class AccountScenario
         }
         var elapsed = await time.RunAsync(runs, cancellationToken).ConfigureAwait(false);
 
-        var final = await store.GetAsync(ns, Key, null, cancellationToken).ConfigureAwait(false)
+        var final = await setup.GetAsync(Key, cancellationToken).ConfigureAwait(false)
             ?? throw new InvalidOperationException($"{Key} disappeared during the run");
         var reports = agents.Select(a => a.Report! with { Kept = FieldOf(final.Value, a.Update.Field) == a.Update.Value }).ToList();
         var risk = await RiskAgent.AssessAsync(new ConcordSession(store, ns, "risk"), Key, cancellationToken).ConfigureAwait(false);
