@@ -85,6 +85,8 @@ public sealed class LoadTests(BrowserFixture browser)
         var flushes = await page.EvaluateAsync<JsonElement>("window.concordPerf.flushes");
         var flushMs = flushes.EnumerateArray().Select(f => f.GetProperty("ms").GetDouble()).Order().ToList();
         var events = flushes.EnumerateArray().Sum(f => f.GetProperty("events").GetInt32());
+        await page.Locator("#timeline").FocusAsync();
+        await page.Keyboard.PressAsync("End");
         await Artifacts.ScreenshotAsync(page, "load-10000-keys-100-agents");
 
         var report = new

@@ -106,8 +106,11 @@ internal sealed record LostUpdateFinding
     /// <summary>The version the overwriter had last seen (0 = it never read the key).</summary>
     public required long ReadVersion { get; init; }
 
-    /// <summary>The versions discarded, newest first; the first is the one directly overwritten.</summary>
+    /// <summary>The versions discarded that the journal still knows, newest first (at most 20); the first is the one directly overwritten.</summary>
     public required IReadOnlyList<LostVersion> Lost { get; init; }
+
+    /// <summary>How many versions by other agents the write discarded unseen (more than <see cref="Lost"/> when the journal forgot old ones).</summary>
+    public required long LostCount { get; init; }
 
     public required bool Delete { get; init; }
 
@@ -121,12 +124,13 @@ internal sealed record LostUpdateFinding
             var first = Lost[0];
             var verb = Delete ? "deleted" : "overwrote";
             var read = ReadVersion == 0 ? "without ever having read the key" : $"without having read it (it had read version {ReadVersion})";
-            var who = (LostVersion v) => v.Writer ?? "an unknown writer";
-            var text = $"{Overwriter} {verb} version {first.Version} of {Key} (written by {who(first)}) {read}; ";
-            var others = Lost.Where(v => v.Writer != Overwriter).ToList();
-            if (others.Count <= 1) return text + $"{who(first)}'s update was lost.";
-            var names = others.Select(v => $"{who(v)} (v{v.Version})").ToList();
-            return text + $"the updates of {string.Join(", ", names[..^1])} and {names[^1]} were lost.";
+            var victim = first.Writer ?? "an unknown writer";
+            var text = $"{Overwriter} {verb} version {first.Version} of {Key} (written by {victim}) {read}; {victim}'s update was lost";
+            var more = LostCount - 1;
+            if (more <= 0) return text + ".";
+            var writers = Lost.Skip(1).Select(v => v.Writer ?? "unknown writers").Distinct(StringComparer.Ordinal).ToList();
+            var by = writers.Count == 0 ? "" : writers.Count == 1 ? $" (by {writers[0]})" : $" (by {string.Join(", ", writers[..^1])} and {writers[^1]})";
+            return text + $", and so {(more == 1 ? "was 1 earlier update" : $"were {more} earlier updates")} it never saw{by}.";
         }
     }
 }

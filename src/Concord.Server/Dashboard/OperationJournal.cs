@@ -28,6 +28,7 @@ internal sealed class OperationJournal : IConcordStore
     private const int MaxTrackedKeys = 200_000;
     private const int MaxAgentKeyStates = 400_000;
     private const int MaxObservedPerList = 1_000;
+    private const int MaxLostListed = 20;
 
     private readonly IConcordStore _inner;
     private readonly TimeProvider _time;
@@ -48,6 +49,7 @@ internal sealed class OperationJournal : IConcordStore
     private readonly Dictionary<(string Ns, string Agent), AgentStats> _agents = [];
     private readonly Dictionary<(string Ns, string Key), Baseline> _baselines = [];
     private readonly List<PendingLoss> _pendingLosses = [];
+    private readonly List<(string Type, string Ns, object Payload)> _deferred = [];
     private readonly LinkedList<LostUpdateFinding> _findings = new();
     private readonly List<Subscriber> _subscribers = [];
 
@@ -541,30 +543,41 @@ internal sealed class OperationJournal : IConcordStore
         return new Effect(basedOn, basedOnSeq, blind);
     }
 
-    // Caller holds _sync. Resolves when the directly overwritten version is known, or when forced (nothing in flight could still tell).
+    // Caller holds _sync. Resolves once every overwritten version is known (completions arrive out of commit order), or
+    // when nothing still in flight could tell us more.
     private bool TryResolve(PendingLoss loss, bool force)
     {
         var track = Track(loss.Ns, loss.Key);
         var previous = loss.OverwriteVersion - 1;
-        if (!track.Knows(previous) && !force)
+        if (!force)
         {
-            var writerInFlight = _inFlight.Values.Any(f => f.Writes && f.Ns == loss.Ns && (f.Key == loss.Key || f.Key is null));
-            if (writerInFlight) return false;
+            var complete = true;
+            for (var v = previous; v > loss.ReadVersion && v > previous - VersionsPerKey; v--)
+            {
+                if (!track.Knows(v))
+                {
+                    complete = false;
+                    break;
+                }
+            }
+            if (!complete && _inFlight.Values.Any(f => f.Writes && f.Ns == loss.Ns && (f.Key == loss.Key || f.Key is null))) return false;
         }
         var lost = new List<LostVersion>();
+        long count = 0;
         for (var v = previous; v > loss.ReadVersion; v--)
         {
             var info = track.Info(v);
             if (info is { Tombstone: true }) continue;
             if (info is { } i && i.Writer == loss.Overwriter) continue;
-            if (info is null && v != previous) continue;
-            lost.Add(new LostVersion(v, info?.Writer, info?.Seq));
+            // Versions the journal has forgotten (only the newest per key are kept) still count, without a name.
+            count++;
+            if (lost.Count < MaxLostListed && (info is not null || v == previous)) lost.Add(new LostVersion(v, info?.Writer, info?.Seq));
         }
         if (lost.Count == 0) return true;
         var finding = new LostUpdateFinding
         {
             Ns = loss.Ns, Key = loss.Key, Overwriter = loss.Overwriter, OverwriteSeq = loss.Seq, OverwriteVersion = loss.OverwriteVersion,
-            ReadVersion = loss.ReadVersion, Lost = lost, Delete = loss.Delete, Time = loss.Time,
+            ReadVersion = loss.ReadVersion, Lost = lost, LostCount = count, Delete = loss.Delete, Time = loss.Time,
         };
         _findings.AddLast(finding);
         while (_findings.Count > _options.FindingsCapacity) _findings.RemoveFirst();
@@ -572,7 +585,8 @@ internal sealed class OperationJournal : IConcordStore
         stats.LostUpdates++;
         Agent(loss.Ns, loss.Overwriter).Overwrote++;
         foreach (var victim in lost.Select(l => l.Writer).OfType<string>().Distinct(StringComparer.Ordinal)) Agent(loss.Ns, victim).LostUpdates++;
-        PublishLocked("lost", loss.Ns, finding, 0);
+        // Published after the entry being recorded, so viewers see the overwrite before the finding about it.
+        _deferred.Add(("lost", loss.Ns, finding));
         return true;
     }
 
@@ -602,6 +616,8 @@ internal sealed class OperationJournal : IConcordStore
         }
         if (entry.Op is "put" or "patch" or "delete" && entry.Outcome == "ok") ns.Writes++;
 
+        PublishLocked("op", op.Ns, entry, seq);
+
         // Losses waiting for a writer that has since failed or finished: nothing can tell us more.
         if (_pendingLosses.Count > 0 && op.Writes)
         {
@@ -611,7 +627,8 @@ internal sealed class OperationJournal : IConcordStore
                 if (p.Ns == op.Ns && TryResolve(p, force: !_inFlight.Values.Any(f => f.Writes && f.Ns == p.Ns))) _pendingLosses.RemoveAt(i);
             }
         }
-        PublishLocked("op", op.Ns, entry, seq);
+        foreach (var (type, where, payload) in _deferred) PublishLocked(type, where, payload, 0);
+        _deferred.Clear();
     }
 
     // Caller holds _sync: remember the last effect of each key that leaves the window, so the checkers can start from it.

@@ -4,7 +4,7 @@
 // and only the columns and lanes in view are drawn, so 100 agents and thousands of operations stay cheap.
 
 const MAX_ENTRIES = 6000;      // operations kept in the page
-let LANE = 34;                 // lane height (px): 34–52, taller when few agents share the panel
+let LANE = 34;                 // lane height (px): 26–52, taller when few agents share the panel
 const PAD_LEFT = 18, PAD_RIGHT = 60;
 const KEYS_PAGE = 100;
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -67,6 +67,7 @@ function h(tag, attrs, ...children) {
 
 function plural(n, one, many) { return `${n} ${n === 1 ? one : many}`; }
 function seconds(ms) { return `${(ms / 1000).toFixed(ms < 10000 ? 3 : 2)} s`; }
+function span(ms) { return ms < 1000 ? `${ms.toFixed(ms < 10 ? 2 : ms < 100 ? 1 : 0)} ms` : seconds(ms); }
 function clock(ms) {
   if (!state.startedAt) return seconds(ms);
   const d = new Date(state.startedAt.getTime() + ms);
@@ -236,7 +237,7 @@ function scheduleRender() {
 
 function renderTimeline() {
   const t0 = performance.now();
-  const laneHeight = Math.min(52, Math.max(34, Math.floor((tl.scroll.clientHeight || 300) / Math.max(1, state.lanes.length))));
+  const laneHeight = Math.min(52, Math.max(state.lanes.length > 12 ? 26 : 34, Math.floor((tl.scroll.clientHeight || 300) / Math.max(1, state.lanes.length))));
   if (laneHeight !== LANE) { LANE = laneHeight; tl.root.style.setProperty('--lane-height', `${LANE}px`); }
   const c = col();
   const n = state.view.length;
@@ -353,7 +354,7 @@ function markSvg(e, cx, cy, c, selected) {
   if (victim) badge = '<text class="m-badge" y="-14" text-anchor="middle">LOST</text>';
   else if (overwriter) badge = `<text class="m-badge" y="-14" text-anchor="middle">${c >= 66 ? 'OVERWROTE' : 'BLIND'}</text>`;
   else if (retry) badge = `<text class="m-badge retry" y="-13" text-anchor="middle">↻${e.attempt}</text>`;
-  const label = c >= 22 && e.version !== undefined && e.op !== 'list' ? `<text class="m-label" y="${LANE / 2 - 3}" text-anchor="middle">v${e.version}</text>` : '';
+  const label = c >= 22 && LANE >= 30 && e.version !== undefined && e.op !== 'list' ? `<text class="m-label" y="${LANE / 2 - 3}" text-anchor="middle">v${e.version}</text>` : '';
   const title = esc(`#${e.seq} ${describeShort(e)} · ${e.ns}${victim ? ' · LOST: ' + victim.explanation : ''}${overwriter ? ' · ' + overwriter.explanation : ''}`);
   return `<g class="mark" data-seq="${e.seq}" transform="translate(${cx} ${cy})"><title>${title}</title><rect class="hit" x="${-c / 2}" y="${-LANE / 2}" width="${c}" height="${LANE}"/>${extra}${shape}${badge}${label}</g>`;
 }
@@ -378,7 +379,7 @@ function renderAxis(left, w, c0, c1) {
   for (let i = Math.ceil(c0 / every) * every; i <= c1; i += every) {
     const e = state.view[i];
     if (!e) continue;
-    s += `<text class="axis-text" x="${x(i) - left}" y="24" text-anchor="middle">${esc(seconds((e.start || 0) - base))}</text>`;
+    s += `<text class="axis-text" x="${x(i) - left}" y="24" text-anchor="middle">+${esc(span((e.start || 0) - base))}</text>`;
   }
   tl.axis.innerHTML = s;
 }
@@ -670,7 +671,12 @@ function keyRow(r) {
 let keysReloadTimer = null;
 function keysTouched(entries) {
   const k = state.keys;
-  if (state.tab !== 'keys' || !k.ns) return;
+  if (state.tab !== 'keys') return;
+  if (k.ns !== stateNs()) {
+    // "Latest active namespace" moved on (or the first operations arrived): show its keys.
+    if (!keysReloadTimer) keysReloadTimer = setTimeout(() => { keysReloadTimer = null; k.starts = [null]; loadKeys(null); }, 300);
+    return;
+  }
   let reload = false;
   for (const e of entries) {
     if (e.ns !== k.ns || e.outcome !== 'ok' || !['put', 'patch', 'delete', 'txn'].includes(e.op)) continue;
