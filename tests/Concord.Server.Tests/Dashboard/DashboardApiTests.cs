@@ -61,6 +61,22 @@ public sealed class DashboardApiTests
     }
 
     [Fact]
+    public async Task ClientSessions_SendTheirAgentOnReads_SoTheJournalKnowsWhoReadWhat()
+    {
+        await using var host = await StartAsync();
+        var client = new Concord.Client.ConcordHttpStore(host.Client);
+        var fees = new ConcordSession(client, "s", "fees");
+        var status = new ConcordSession(client, "s", "status");
+        await fees.PutAsync("acct", JsonSerializer.SerializeToElement(1), Expect.Absent, cancellationToken: Ct);
+        await status.GetAsync("acct", Ct);
+        await status.GetAsync("acct", 1, Ct);
+
+        using var journal = await host.Client.GetAsync("/dashboard/api/journal?ns=s", Ct);
+        var entries = (await journal.JsonAsync()).GetProperty("entries").EnumerateArray().ToList();
+        Assert.Equal(["fees", "status", "status"], entries.Select(e => e.GetProperty("agent").GetString()));
+    }
+
+    [Fact]
     public async Task BlindOverwriteOverHttp_IsStreamedFoundAndExplainedInTheVerdict()
     {
         await using var host = await StartAsync();
