@@ -90,6 +90,28 @@ public sealed partial class DemoDashboardTests(BrowserFixture browser)
         await Artifacts.ScreenshotAsync(page, "optimistic-no-lost-update");
     }
 
+    [Fact]
+    public async Task CounterDemo_NaiveLosesIncrements_PatchLosesNone()
+    {
+        await using var server = await DashboardServer.StartAsync();
+        await server.RunDemoAsync("counter", "naive");
+        await server.RunDemoAsync("counter", "patch");
+        await using var session = await browser.NewPageAsync();
+        var page = session.Page;
+        await page.GotoAsync($"{server.Address}?ns={DashboardServer.Ns("counter", ConcurrencyMode.Naive)}");
+
+        var naive = page.Locator($".verdict[data-ns='{DashboardServer.Ns("counter", ConcurrencyMode.Naive)}']");
+        await Expect(naive.Locator(".badge")).ToHaveTextAsync("Lost updates", new() { Timeout = 20_000 });
+        await Expect(naive).ToContainTextAsync(new Regex(@"agent-\d+ overwrote version \d+ of counters/page-views \(written by agent-\d+\)"));
+        var patch = page.Locator($".verdict[data-ns='{DashboardServer.Ns("counter", ConcurrencyMode.Patch)}']");
+        await Expect(patch.Locator(".badge")).ToHaveTextAsync("OK", new() { Timeout = 20_000 });
+        Assert.Equal(8, await page.Locator(".tl-label").CountAsync() - 1); // eight agents and the setup agent
+        await page.Locator("#timeline").FocusAsync();
+        await page.Keyboard.PressAsync("L");
+        await Expect(page.Locator("#detail .callout.bad").First).ToBeVisibleAsync();
+        await Artifacts.ScreenshotAsync(page, "counter-naive");
+    }
+
     [GeneratedRegex(@"^(?<overwriter>\w+) overwrote version (?<version>\d+) of accounts/acct-42 \(written by (?<victim>\w+)\) without having read it")]
     private static partial Regex LostUpdateExplanation();
 }

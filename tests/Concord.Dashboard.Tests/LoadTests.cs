@@ -87,6 +87,10 @@ public sealed class LoadTests(BrowserFixture browser)
         var events = flushes.EnumerateArray().Sum(f => f.GetProperty("events").GetInt32());
         await page.Locator("#timeline").FocusAsync();
         await page.Keyboard.PressAsync("End");
+        using var http = new HttpClient();
+        using var check = await http.PostAsync($"{server.Address}dashboard/api/check?ns={Ns}", null, ct);
+        var verdicts = JsonDocument.Parse(await check.Content.ReadAsStringAsync(ct)).RootElement;
+        var checkMs = verdicts[0].GetProperty("checkMs").GetDouble();
         await Artifacts.ScreenshotAsync(page, "load-10000-keys-100-agents");
 
         var report = new
@@ -103,6 +107,7 @@ public sealed class LoadTests(BrowserFixture browser)
             liveEventsReceived = events,
             liveEventsPerFlush = flushMs.Count == 0 ? 0 : Math.Round((double)events / flushMs.Count, 1),
             liveWriteSeconds = Math.Round(liveSeconds, 2),
+            serverCheckMs = checkMs,
         };
         var json = JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true });
         await File.WriteAllTextAsync(Path.Combine(Artifacts.Directory("perf"), "dashboard-10k-keys-100-agents.json"), json, ct);

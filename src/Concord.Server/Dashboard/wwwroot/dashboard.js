@@ -565,8 +565,10 @@ function renderVerdicts() {
     const badge = status === 'anomaly' ? (findings.length ? 'Lost updates' : 'Anomaly') : status === 'ok' ? 'OK' : 'Checking';
     const card = h('div', { class: `verdict ${status}`, 'data-ns': ns });
     card.append(h('div', { class: 'verdict-head' }, h('span', { class: `badge ${status}`, text: badge }), h('h3', { text: ns, title: ns })));
-    const summary = v ? v.summary : `${plural(findings.length, 'update was', 'updates were')} silently lost. Checking the rest…`;
-    card.append(h('p', { class: 'summary', text: findings.length && v && v.lostUpdates.verdict === 'valid' ? `${plural(findings.length, 'update was', 'updates were')} silently lost.` : summary }));
+    const lostText = `${plural(findings.length, 'lost update', 'lost updates')}: blind writes silently erased versions their writers never read.`;
+    // Findings arrive live; the verdict catches up at the next check.
+    const summary = v && (v.lostUpdates.verdict === 'invalid' || !findings.length) ? v.summary : findings.length ? `${lostText} Checking the rest…` : 'Checking…';
+    card.append(h('p', { class: 'summary', text: summary }));
     if (findings.length) {
       const shown = findings.slice(-4).reverse();
       card.append(h('ul', { class: 'findings' }, shown.map((f) => h('li', {}, h('button', { type: 'button', class: 'link', 'data-seq': f.overwriteSeq, text: f.explanation })))));
