@@ -2,6 +2,7 @@ using Concord.Cli.Demos;
 using Concord.Client;
 using Concord.Engine;
 using Concord.Lab.Scenarios;
+using Concord.Server;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -32,10 +33,10 @@ internal sealed class DashboardServer : IAsyncDisposable
     /// <summary>The server's own store (the operations journal in front of the engine): fast, in-process, and still recorded.</summary>
     public IConcordStore Journaled => App.Services.GetRequiredService<IConcordStore>();
 
-    public static async Task<DashboardServer> StartAsync()
+    public static async Task<DashboardServer> StartAsync(Action<ConcordServerOptions>? configure = null)
     {
         var engine = ConcordEngine.CreateInMemory(DemoRunner.EngineOptions());
-        var (app, address) = await ServedDemo.StartServerAsync(engine, TestContext.Current.CancellationToken);
+        var (app, address) = await ServedDemo.StartServerAsync(engine, TestContext.Current.CancellationToken, configure);
         return new DashboardServer(engine, app, address);
     }
 

@@ -16,9 +16,14 @@ namespace Concord.Cli.Demos;
 internal static class ServedDemo
 {
     /// <summary>Starts an in-process server on a free loopback port over <paramref name="store"/>; returns it and its address.</summary>
-    public static async Task<(WebApplication App, Uri Address)> StartServerAsync(IConcordStore store, CancellationToken cancellationToken)
+    public static async Task<(WebApplication App, Uri Address)> StartServerAsync(IConcordStore store, CancellationToken cancellationToken,
+        Action<ConcordServerOptions>? configure = null)
     {
-        var app = await ConcordServer.CreateAsync([], o => o.Backend = "memory", store, b =>
+        var app = await ConcordServer.CreateAsync([], o =>
+        {
+            o.Backend = "memory";
+            configure?.Invoke(o);
+        }, store, b =>
         {
             b.WebHost.UseUrls("http://127.0.0.1:0");
             b.Logging.SetMinimumLevel(LogLevel.Warning);

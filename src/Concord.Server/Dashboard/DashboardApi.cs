@@ -281,9 +281,11 @@ internal static class DashboardApi
         try
         {
             await WriteAsync(body, $"retry: 2000\nevent: hello\ndata: {{\"lastSeq\":{journal.LastSeq},\"now\":{journal.Now.ToString(CultureInfo.InvariantCulture)}}}\n\n", token);
-            if (after < journal.FirstRetainedSeq - 1)
+            if (after < journal.FirstRetainedSeq - 1 || after > journal.LastSeq)
             {
-                await WriteAsync(body, "event: reset\ndata: {\"reason\":\"behind\"}\n\n", token);
+                // Too far behind (evicted), or ahead of this journal (the server restarted): the viewer reloads.
+                await WriteAsync(body, $"event: reset\ndata: {{\"reason\":\"{(after > journal.LastSeq ? "restarted" : "behind")}\"}}\n\n", token);
+                await body.FlushAsync(token);
                 return;
             }
             // Backlog first; the subscription (taken before) may repeat some of it, which the id check below skips.

@@ -61,12 +61,15 @@ internal sealed record JournalEntry
     public int? Attempt { get; init; }
 
     /// <summary>A put or delete that stated no version (<c>any</c>/<c>exists</c>): it replaces whatever is there.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public bool Blind { get; init; }
 
     /// <summary>An idempotent replay of an earlier call (no new effect).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public bool Replayed { get; init; }
 
     /// <summary>The write set a time to live (its key may expire without another operation).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public bool Expires { get; init; }
 
     /// <summary>Records listed (<c>list</c>).</summary>
@@ -148,7 +151,7 @@ internal static class DashboardJson
 {
     public static JsonSerializerOptions Options { get; } = new(JsonSerializerDefaults.Web)
     {
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingDefault,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
         // Keys and agent names stay readable in the event stream; the page never inserts JSON into HTML unescaped.
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,

@@ -190,7 +190,7 @@ function addFinding(f) {
 
 const tl = {
   root: $('timeline'), scroll: $('tl-scroll'), svg: $('tl-svg'), axis: $('tl-axis-svg'),
-  labels: $('tl-labels-inner'), empty: $('tl-empty'), content: null, programmaticScroll: 0,
+  labels: $('tl-labels-inner'), empty: $('tl-empty'), content: null, programmaticLeft: null,
 };
 
 function setupSvg() {
@@ -241,7 +241,7 @@ function renderTimeline() {
   if (laneHeight !== LANE) { LANE = laneHeight; tl.root.style.setProperty('--lane-height', `${LANE}px`); }
   const c = col();
   const n = state.view.length;
-  const width = PAD_LEFT + n * c + PAD_RIGHT;
+  const width = Math.max(PAD_LEFT + n * c + PAD_RIGHT, tl.scroll.clientWidth || 0);
   const height = Math.max(state.lanes.length * LANE, 10);
   tl.svg.setAttribute('width', width);
   tl.svg.setAttribute('height', height);
@@ -387,7 +387,7 @@ function renderAxis(left, w, c0, c1) {
 function followToEnd() {
   const max = tl.scroll.scrollWidth - tl.scroll.clientWidth;
   if (max > 0 && Math.abs(tl.scroll.scrollLeft - max) > 1) {
-    tl.programmaticScroll++;
+    tl.programmaticLeft = max;
     tl.scroll.scrollLeft = max;
   }
 }
@@ -724,8 +724,8 @@ async function loadLocks() {
   if (!locks.length) { body.replaceChildren(emptyRow(5, `No lock in ${ns}.`)); return; }
   body.replaceChildren(...locks.map((l) => h('tr', {},
     h('td', { class: 'key', text: l.name }),
-    h('td', {}, l.holders.length ? l.holders.map((o) => h('div', {}, h('b', { text: o.owner }), ` ${o.mode.toLowerCase?.() ?? o.mode} `, h('span', { class: 'token', text: `token ${o.token}` }), ` expires ${expiresIn(o.expiresAt)}`)) : h('span', { class: 'muted', text: 'free' })),
-    h('td', {}, l.waiters.length ? l.waiters.map((w) => h('div', {}, h('b', { text: w.owner }), ` ${w.mode}, waiting since ${new Date(w.since).toLocaleTimeString([], { hour12: false })}`)) : h('span', { class: 'muted', text: 'none' })),
+    h('td', {}, l.holders.length ? l.holders.map((o) => h('div', {}, h('b', { text: o.owner }), ` ${String(o.mode ?? '').toLowerCase()} `, h('span', { class: 'token', text: `token ${o.token}` }), ` expires ${expiresIn(o.expiresAt)}`)) : h('span', { class: 'muted', text: 'free' })),
+    h('td', {}, l.waiters.length ? l.waiters.map((w) => h('div', {}, h('b', { text: w.owner }), ` ${String(w.mode ?? '').toLowerCase()}, waiting since ${new Date(w.since).toLocaleTimeString([], { hour12: false })}`)) : h('span', { class: 'muted', text: 'none' })),
     h('td', { class: 'num', text: String(l.issuedToken) }),
     h('td', { class: 'num', text: String(l.fenceFloor) }))));
 }
@@ -943,11 +943,11 @@ function wire() {
   setupSvg();
   tl.scroll.tabIndex = -1; // the timeline container takes focus, not the scroller
   tl.scroll.addEventListener('scroll', () => {
-    if (tl.programmaticScroll > 0) { tl.programmaticScroll--; }
-    else {
-      const atEnd = tl.scroll.scrollLeft >= tl.scroll.scrollWidth - tl.scroll.clientWidth - 4;
-      if (state.follow && !atEnd) setFollow(false);
-    }
+    // Scrolls we made ourselves (following) land where we put them; anything else is the user looking back.
+    const ours = tl.programmaticLeft !== null && Math.abs(tl.scroll.scrollLeft - tl.programmaticLeft) < 2;
+    tl.programmaticLeft = null;
+    const atEnd = tl.scroll.scrollLeft >= tl.scroll.scrollWidth - tl.scroll.clientWidth - 4;
+    if (!ours && state.follow && !atEnd) setFollow(false);
     scheduleRender();
   }, { passive: true });
   new ResizeObserver(() => scheduleRender()).observe(tl.scroll);
