@@ -26,5 +26,12 @@ for project in tests/*.Tests; do
   fi
 done
 
+# The README's sample must keep working: build (above) and run it.
+echo "== samples/MultiAgent"
+if ! dotnet run --project "$ROOT/samples/MultiAgent" -c Release --no-build; then
+  echo "samples/MultiAgent failed" >&2
+  status=1
+fi
+
 python3 "$ROOT/scripts/count-trx.py" "$RESULTS" || status=1
 exit $status

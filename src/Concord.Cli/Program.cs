@@ -6,6 +6,7 @@ var root = new RootCommand("Concord: shared state and coordination for concurren
     DemoCommand.Create(),
     CheckCommand.Create(),
     ServeCommand.Create(),
+    LabCommand.Create(),
 };
 var parseResult = root.Parse(args);
 // SIGTERM/Ctrl+C cancel the command's token; give `serve` time to drain requests and flush the log (its own

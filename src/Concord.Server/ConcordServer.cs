@@ -127,8 +127,20 @@ public static class ConcordServer
             case "embedded":
                 engineOptions.DataDirectory = options.DataDirectory;
                 return await ConcordEngine.OpenAsync(engineOptions, cancellationToken).ConfigureAwait(false);
+            case "postgres":
+                return await Postgres.PostgresStore.OpenAsync(new Postgres.PostgresStoreOptions
+                {
+                    ConnectionString = options.Connection ?? throw new InvalidRequestException("--backend postgres needs --connection (an Npgsql connection string)"),
+                    Semantics = engineOptions,
+                }, cancellationToken).ConfigureAwait(false);
+            case "redis":
+                return await Redis.RedisStore.OpenAsync(new Redis.RedisStoreOptions
+                {
+                    Configuration = options.Connection ?? throw new InvalidRequestException("--backend redis needs --connection (e.g. 127.0.0.1:6379)"),
+                    Semantics = engineOptions,
+                }, cancellationToken).ConfigureAwait(false);
             default:
-                throw new InvalidRequestException($"Unknown backend '{options.Backend}'. This build supports: memory, embedded");
+                throw new InvalidRequestException($"Unknown backend '{options.Backend}'. Choose memory, embedded, postgres or redis");
         }
     }
 

@@ -35,7 +35,7 @@ public sealed class ApiKeyOptions
 /// <summary>Settings of <c>concord serve</c> (configuration section <c>Concord</c>; env vars <c>Concord__Backend</c>, …).</summary>
 public sealed class ConcordServerOptions
 {
-    /// <summary>memory | embedded. <value>Default: embedded.</value></summary>
+    /// <summary>memory | embedded | postgres | redis. <value>Default: embedded.</value></summary>
     public string Backend { get; set; } = "embedded";
 
     /// <summary>Data directory for the embedded engine. <value>Default: ./concord-data.</value></summary>

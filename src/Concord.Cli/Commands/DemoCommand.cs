@@ -12,6 +12,15 @@ internal static class DemoCommand
           account   three agents (status, fees, compliance) update one account at once; a downstream
                     risk agent then scores it (default)
           counter   N agents (--agents, default 8) each add 1 to one counter M times (--increments, default 100)
+          research  four specialists append findings to a shared research memory; a reviewer recommends
+                    (naive: lost appends; patch: atomic append; crdt: OR-set)
+          cache     four LLM agents (simulated model + Concord tools) cache paid FX lookups; an invoice agent
+                    prices from the cache (naive: cache_put without versions; optimistic: concord_write with
+                    expectedVersion; patch: add one entry)
+          triage    two agents claim the same support tickets and reply (naive: poll + blind claim; optimistic:
+                    version-checked claim; queue: each ticket leased by one agent, reply committed with the ack)
+          budget    two agents check the remaining budget, then spend (write skew; naive and optimistic overspend,
+                    serializable: a transaction over the spend range refuses the second commit)
 
         Modes:
           naive       read, think, write the whole value back with a blind put: the last writer silently
@@ -19,7 +28,8 @@ internal static class DemoCommand
                       strict mode, the server default, refuses such writes)
           optimistic  compare-and-swap with retry (UpdateAsync): a stale write conflicts and is recomputed
           patch       atomic patch of only what the agent owns (its field; an increment)
-          all         run the three and compare (default)
+          serializable, queue, crdt   see the scenarios above
+          all         run every mode of the scenario and compare (default)
 
         Think times (0.2-2 s per LLM call) run in virtual time, so the demo takes a moment and a seed replays exactly.
         Runs on the embedded engine (durable log, fresh temp directory) unless --memory or --data is given.
@@ -35,13 +45,13 @@ internal static class DemoCommand
     {
         var scenario = new Argument<string>("scenario")
         {
-            Description = "account or counter",
+            Description = "account, counter, research, cache, triage or budget",
             Arity = ArgumentArity.ZeroOrOne,
             DefaultValueFactory = _ => "account",
         };
         var mode = new Option<string>("--mode", "-m")
         {
-            Description = "naive, optimistic, patch or all",
+            Description = "naive, optimistic, patch, serializable, queue, crdt or all (each scenario supports some)",
             HelpName = "MODE",
             DefaultValueFactory = _ => "all",
         };

@@ -14,7 +14,7 @@ internal static class ServeCommand
     {
         var data = new Option<string?>("--data") { Description = "Data directory of the embedded engine (default: ./concord-data)" };
         var urls = new Option<string?>("--urls") { Description = $"Addresses to listen on, ';'-separated (default: {DefaultUrl}, or the urls / ASPNETCORE_URLS setting)" };
-        var backend = new Option<string?>("--backend") { Description = "memory | embedded (default: embedded)" };
+        var backend = new Option<string?>("--backend") { Description = "memory | embedded | postgres | redis (default: embedded)" };
         backend.AcceptOnlyFromAmong("memory", "embedded", "postgres", "redis");
         var connection = new Option<string?>("--connection") { Description = "Connection string for postgres or redis backends" };
         var config = new Option<string?>("--config") { Description = "JSON configuration file (section \"Concord\"); environment variables like Concord__Strict=false also apply" };

@@ -174,6 +174,50 @@ internal static class DemoRenderer
         Footer(console, settings, report.Modes.Sum(m => m.VirtualMs), wall);
     }
 
+    public static void RenderAgentScenario(IAnsiConsole console, AgentDemoReport report, DemoSettings settings, TimeSpan wall)
+    {
+        var scenario = AgentScenarios.Create(report.Scenario, report.Seed);
+        console.Write(new Rule($"[bold]Concord demo · {Esc(report.Scenario)}[/]: {Esc(report.Title)}").LeftJustified());
+        console.MarkupLine(Esc(report.Story));
+        console.MarkupLine($"[grey]Seed {report.Seed} · {EngineText(settings)} · agents run on the Concord agent runtime in virtual time[/]");
+        foreach (var run in report.Modes)
+        {
+            console.WriteLine();
+            var safe = scenario.IsSafe(run.Mode);
+            console.Write(new Rule($"[bold]{ModeName(run.Mode)}[/]{(safe ? "" : " [grey](unsafe)[/]")}").LeftJustified());
+            var table = NewTable("agent", "what it did");
+            foreach (var a in run.Agents) table.AddRow($"{(a.Ok ? Ok : Bad)} {Esc(a.Agent)}", Esc(a.Did));
+            console.Write(table);
+            if (run.Lost.Count > 0)
+            {
+                console.MarkupLine($"{Bad} [red]Lost or broken ({run.Lost.Count}):[/]");
+                Bullets(console, run.Lost.Select(Esc));
+                console.MarkupLine($"[yellow]Why:[/] {Esc(run.Explanation)}");
+            }
+            else
+            {
+                console.MarkupLine($"{Ok} Nothing lost. [green]What prevented it:[/] {Esc(run.Explanation)}");
+            }
+            var d = run.Downstream;
+            console.MarkupLine(d.Correct
+                ? $"Downstream [bold]{Esc(d.Agent)}[/] saw {Esc(d.Saw)} → {Esc(d.Output)}: {Ok} correct."
+                : $"Downstream [bold]{Esc(d.Agent)}[/] saw {Esc(d.Saw)} → [bold]{Esc(d.Output)}[/]: {Bad} [red]wrong[/], it should be: {Esc(d.Expected)}. It trusted corrupted state.");
+        }
+        if (report.Modes.Count > 1)
+        {
+            console.WriteLine();
+            console.Write(new Rule("[bold]summary[/]").LeftJustified());
+            var summary = NewTable("mode", "lost", "conflicts handled", "downstream");
+            foreach (var run in report.Modes)
+            {
+                summary.AddRow(ModeName(run.Mode), run.Lost.Count == 0 ? $"0 {Ok}" : $"[red]{run.Lost.Count}[/] {Bad}",
+                    run.Conflicts.ToString(CultureInfo.InvariantCulture), run.Downstream.Correct ? $"{Ok} correct" : $"{Bad} misled");
+            }
+            console.Write(summary);
+        }
+        Footer(console, settings, report.Modes.Sum(m => m.VirtualMs), wall);
+    }
+
     private static void Footer(IAnsiConsole console, DemoSettings settings, long virtualMs, TimeSpan wall)
     {
         console.WriteLine();

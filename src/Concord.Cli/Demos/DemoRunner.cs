@@ -15,6 +15,9 @@ internal sealed record AccountDemoReport(string Scenario, int Seed, string Engin
 internal sealed record CounterDemoReport(string Scenario, int Seed, string Engine, string Key, int Agents, int Increments,
     IReadOnlyList<CounterRun> Modes);
 
+/// <summary>An agent scenario demo's machine-readable result (the <c>--json</c> document).</summary>
+internal sealed record AgentDemoReport(string Scenario, string Title, string Story, int Seed, string Engine, IReadOnlyList<ScenarioRun> Modes);
+
 /// <summary>Opens the engine, runs the chosen scenario in each mode, and prints tables or JSON.</summary>
 internal static class DemoRunner
 {
@@ -71,14 +74,17 @@ internal static class DemoRunner
         var options = new ConcordEngineOptions { StrictMode = true };
         options.StrictNamespaces[Namespace("account", ConcurrencyMode.Naive)] = false;
         options.StrictNamespaces[Namespace("counter", ConcurrencyMode.Naive)] = false;
+        foreach (var name in AgentScenarios.Names) options.StrictNamespaces[Namespace(name, ConcurrencyMode.Naive)] = false;
         return options;
     }
 
     /// <summary>Runs the chosen scenario in each mode on <paramref name="store"/> (an engine, or a server over HTTP).</summary>
-    internal static async Task<object> RunScenarioAsync(IConcordStore store, DemoSettings settings, CancellationToken cancellationToken) =>
-        settings.Scenario == "account"
-            ? await RunAccountAsync(store, settings, cancellationToken).ConfigureAwait(false)
-            : await RunCounterAsync(store, settings, cancellationToken).ConfigureAwait(false);
+    internal static async Task<object> RunScenarioAsync(IConcordStore store, DemoSettings settings, CancellationToken cancellationToken) => settings.Scenario switch
+    {
+        "account" => await RunAccountAsync(store, settings, cancellationToken).ConfigureAwait(false),
+        "counter" => await RunCounterAsync(store, settings, cancellationToken).ConfigureAwait(false),
+        _ => await RunAgentScenarioAsync(store, settings, cancellationToken).ConfigureAwait(false),
+    };
 
     internal static async Task ReportAsync(object report, DemoSettings settings, TextWriter output, TimeSpan wall)
     {
@@ -89,6 +95,7 @@ internal static class DemoRunner
         }
         var console = DemoConsole.Create(output);
         if (report is AccountDemoReport account) DemoRenderer.RenderAccount(console, account, settings, wall);
+        else if (report is AgentDemoReport agents) DemoRenderer.RenderAgentScenario(console, agents, settings, wall);
         else DemoRenderer.RenderCounter(console, (CounterDemoReport)report, settings, wall);
     }
 
@@ -113,6 +120,15 @@ internal static class DemoRunner
         foreach (var mode in settings.Modes)
             runs.Add(await scenario.RunAsync(engine, Namespace("counter", mode), mode, cancellationToken).ConfigureAwait(false));
         return new CounterDemoReport("counter", settings.Seed, settings.EngineName, CounterScenario.Key, settings.Agents, settings.Increments, runs);
+    }
+
+    private static async Task<AgentDemoReport> RunAgentScenarioAsync(IConcordStore engine, DemoSettings settings, CancellationToken cancellationToken)
+    {
+        var scenario = AgentScenarios.Create(settings.Scenario, settings.Seed);
+        var runs = new List<ScenarioRun>();
+        foreach (var mode in settings.Modes)
+            runs.Add(await scenario.RunAsync(engine, Namespace(settings.Scenario, mode), mode, cancellationToken).ConfigureAwait(false));
+        return new AgentDemoReport(scenario.Name, scenario.Title, scenario.Story, settings.Seed, settings.EngineName, runs);
     }
 
     private static void TryDelete(string directory)

@@ -11,12 +11,15 @@ internal sealed record DemoSettings
     public const int MaxCounterAgents = 64;
     public const int MaxIncrements = 10_000;
 
-    public static IReadOnlyList<string> ScenarioNames { get; } = ["account", "counter"];
+    public static IReadOnlyList<string> ScenarioNames { get; } = ["account", "counter", .. AgentScenarios.Names];
 
     public static IReadOnlyList<string> ModeNames { get; } = ["naive", "optimistic", "patch", "all"];
 
     // Named in DESIGN.md's CLI, implemented by later scenarios.
-    private static readonly string[] PlannedModes = ["lock", "queue", "crdt"];
+    private static readonly string[] PlannedModes = ["lock", "queue", "crdt", "serializable"];
+
+    /// <summary>True for the scenarios run by the agent runtime (research, cache, triage, budget).</summary>
+    public bool IsAgentScenario => AgentScenarios.Names.Contains(Scenario);
 
     public required string Scenario { get; init; }
 
@@ -73,6 +76,7 @@ internal sealed record DemoSettings
             problem = $"unknown scenario '{scenario}'. Valid scenarios: {string.Join(", ", ScenarioNames)}.";
             return null;
         }
+        if (AgentScenarios.Names.Contains(scenario)) return TryCreateAgentScenario(scenario, mode, agents, increments, seed, json, dataDirectory, memory, out problem);
         ConcurrencyMode[]? modes = mode switch
         {
             "all" => [ConcurrencyMode.Naive, ConcurrencyMode.Optimistic, ConcurrencyMode.Patch],
@@ -129,5 +133,49 @@ internal sealed record DemoSettings
             DataDirectory = dataDirectory,
             Memory = memory,
         };
+    }
+
+    private static DemoSettings? TryCreateAgentScenario(string scenario, string mode, int? agents, int? increments, int seed, bool json,
+        string? dataDirectory, bool memory, out string problem)
+    {
+        problem = "";
+        var supported = AgentScenarios.Create(scenario, seed).Modes;
+        var names = supported.Select(m => m.ToString().ToLowerInvariant()).ToList();
+        IReadOnlyList<ConcurrencyMode>? modes = mode switch
+        {
+            "all" => supported,
+            "cas" => Pick(ConcurrencyMode.Optimistic),
+            "atomic" => Pick(ConcurrencyMode.Patch),
+            "txn" or "transaction" => Pick(ConcurrencyMode.Serializable),
+            _ => Enum.TryParse<ConcurrencyMode>(mode, ignoreCase: true, out var parsed) && !int.TryParse(mode, out _) ? Pick(parsed) : null,
+        };
+        if (modes is null)
+        {
+            problem = $"mode '{mode}' is not available for the {scenario} scenario. Valid modes: {string.Join(", ", names)}, all.";
+            return null;
+        }
+        if (agents is not null || increments is not null)
+        {
+            problem = $"--agents and --increments apply to the counter scenario only; the {scenario} scenario has a fixed cast of agents.";
+            return null;
+        }
+        if (memory && dataDirectory is not null)
+        {
+            problem = "--memory and --data exclude each other: the in-memory engine has no data directory.";
+            return null;
+        }
+        return new DemoSettings
+        {
+            Scenario = scenario,
+            Modes = modes,
+            Agents = 0,
+            Increments = 0,
+            Seed = seed,
+            Json = json,
+            DataDirectory = dataDirectory,
+            Memory = memory,
+        };
+
+        IReadOnlyList<ConcurrencyMode>? Pick(ConcurrencyMode m) => supported.Contains(m) ? [m] : null;
     }
 }

@@ -11,6 +11,15 @@ public enum ConcurrencyMode
 
     /// <summary>Atomic patch of only the part the agent owns (a field, an increment): nothing to conflict with.</summary>
     Patch,
+
+    /// <summary>A serializable optimistic transaction over everything the decision read (keys and ranges): no write skew.</summary>
+    Serializable,
+
+    /// <summary>Work handed out as queue tasks: each task is leased by exactly one agent, and its effect commits with the ack.</summary>
+    Queue,
+
+    /// <summary>A conflict-free replicated data type (an add-wins OR-set): concurrent changes merge, none is lost.</summary>
+    Crdt,
 }
 
 /// <summary>Seed derivation and think times shared by the scenarios.</summary>

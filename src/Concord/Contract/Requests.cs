@@ -92,4 +92,14 @@ public sealed record WatchRequest
     public long FromRevision { get; init; }
 
     internal bool Matches(string key) => Key is not null ? key == Key : key.StartsWith(Prefix, StringComparison.Ordinal);
+
+    /// <summary>Throws for a malformed request; every backend calls it so they refuse the same inputs.</summary>
+    internal void Validate()
+    {
+        if (Key is not null && Prefix.Length > 0)
+            throw new InvalidRequestException($"Watch either a Key or a Prefix, not both (Key '{Key}', Prefix '{Prefix}')");
+        if (Key is not null) Internal.KeyRules.ValidateKey(Key);
+        else Internal.KeyRules.ValidatePrefix(Prefix);
+        if (FromRevision < 0) throw new InvalidRequestException("FromRevision must not be negative");
+    }
 }

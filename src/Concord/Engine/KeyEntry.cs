@@ -12,6 +12,8 @@ internal sealed class KeyEntry(string key)
 {
     public readonly string Key = key;
     private volatile VersionNode? _head;
+    private int _length;
+    private int _trimAt;
 
     /// <summary>Newest version, including versions not yet durable/visible and tombstones.</summary>
     public ConcordRecord? Latest => _head?.Record;
@@ -19,7 +21,8 @@ internal sealed class KeyEntry(string key)
     /// <summary>Newest version with revision ≤ <paramref name="revision"/>; null when none is retained.</summary>
     public ConcordRecord? At(long revision)
     {
-        for (var node = _head; node is not null; node = node.Older)
+        // Acquire reads: a reader that sees a trimmed link also sees the oldest-readable revision published before it.
+        for (var node = _head; node is not null; node = Volatile.Read(ref node.Older))
         {
             if (node.Record.Revision <= revision) return node.Record;
         }
@@ -30,18 +33,32 @@ internal sealed class KeyEntry(string key)
     public void Prepend(ConcordRecord record, long compactRevision)
     {
         var head = new VersionNode(record, _head);
-        // Keep every version newer than the compaction point plus the one a reader at exactly that point sees.
-        for (var node = head; node is not null; node = node.Older)
+        // The walk costs the chain's length, and a hot key keeps every version of the retention window: trim only once
+        // the chain grew by half since the last trim (amortized O(1) per write, at most ~1.5x the needed versions).
+        if (++_length >= _trimAt)
         {
-            if (node.Record.Revision <= compactRevision)
+            var kept = 0;
+            // Keep every version newer than the compaction point plus the one a reader at exactly that point sees.
+            for (var node = head; node is not null; node = node.Older)
             {
-                node.Older = null;
-                break;
+                kept++;
+                if (node.Record.Revision <= compactRevision)
+                {
+                    Volatile.Write(ref node.Older, null);
+                    break;
+                }
             }
+            _length = kept;
+            _trimAt = kept + kept / 2 + 1;
         }
         _head = head;
     }
 
     /// <summary>Replaces the chain with one version (recovery from a snapshot).</summary>
-    public void Reset(ConcordRecord record) => _head = new VersionNode(record, null);
+    public void Reset(ConcordRecord record)
+    {
+        _head = new VersionNode(record, null);
+        _length = 1;
+        _trimAt = 0;
+    }
 }

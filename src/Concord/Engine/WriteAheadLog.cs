@@ -57,6 +57,20 @@ internal sealed class WriteAheadLog : IAsyncDisposable
     public static WriteAheadLog Open(string dataDirectory, long nextRevision, Action<long> onDurable)
     {
         Directory.CreateDirectory(SegmentDirectory(dataDirectory));
+        // Make the directories' own entries durable (a new data directory, its log directory, LOCK), not just the
+        // segment files inside: otherwise a power loss after the first acknowledged write could lose the whole log.
+        FileSystem.SyncDirectory(dataDirectory);
+        if (Path.GetDirectoryName(dataDirectory) is { Length: > 0 } parent)
+        {
+            try
+            {
+                FileSystem.SyncDirectory(parent);
+            }
+            catch (IOException)
+            {
+                // Best effort: the parent may be on another (e.g. read-only) file system when the data directory is a mount point.
+            }
+        }
         var log = new WriteAheadLog(dataDirectory, CreateSegment(dataDirectory, nextRevision), nextRevision - 1, onDurable);
         log._flusher = Task.Run(log.FlushLoopAsync);
         return log;

@@ -214,3 +214,76 @@ public sealed class DemoTests
             Assert.Contains(word, run.Output, StringComparison.Ordinal);
     }
 }
+
+public sealed class AgentDemoTests
+{
+    private static async Task<(int ExitCode, string Output, string Error)> RunAsync(params string[] args)
+    {
+        var root = new RootCommand { DemoCommand.Create() };
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var parseResult = root.Parse(["demo", .. args]);
+        var exitCode = await parseResult.InvokeAsync(new InvocationConfiguration { Output = output, Error = error }, TestContext.Current.CancellationToken);
+        return (exitCode, output.ToString(), error.ToString());
+    }
+
+    [Theory]
+    [InlineData("research", "naive", "patch,crdt")]
+    [InlineData("cache", "naive", "optimistic,patch")]
+    [InlineData("triage", "naive", "optimistic,queue")]
+    [InlineData("budget", "naive,optimistic", "serializable")]
+    public async Task AgentScenario_AllModesJson_UnsafeModesHarmedSafeModesNot(string scenario, string unsafeModes, string safeModes)
+    {
+        var (exitCode, output, _) = await RunAsync(scenario, "--json", "--memory");
+
+        Assert.Equal(0, exitCode);
+        var modes = JsonDocument.Parse(output).RootElement.GetProperty("modes").EnumerateArray()
+            .ToDictionary(m => m.GetProperty("mode").GetString()!, m => m.Clone());
+        Assert.Equal(unsafeModes.Split(',').Length + safeModes.Split(',').Length, modes.Count);
+        foreach (var mode in unsafeModes.Split(','))
+        {
+            Assert.True(modes[mode].GetProperty("harmed").GetBoolean(), $"{scenario} {mode}");
+            Assert.NotEmpty(modes[mode].GetProperty("lost").EnumerateArray());
+            Assert.False(modes[mode].GetProperty("downstream").GetProperty("correct").GetBoolean());
+        }
+        foreach (var mode in safeModes.Split(','))
+        {
+            Assert.False(modes[mode].GetProperty("harmed").GetBoolean(), $"{scenario} {mode}");
+            Assert.True(modes[mode].GetProperty("downstream").GetProperty("correct").GetBoolean());
+        }
+    }
+
+    [Fact]
+    public async Task AgentScenario_Text_SaysWhatWasLostWhyAndWhatPreventedIt()
+    {
+        var (exitCode, output, _) = await RunAsync("triage", "--memory");
+
+        Assert.Equal(0, exitCode);
+        Assert.Contains("Lost or broken", output);
+        Assert.Contains("Why:", output);
+        Assert.Contains("What prevented it:", output);
+        Assert.Contains("was claimed twice", output);
+        Assert.Contains("Replay exactly: concord demo triage --seed 42 --memory", output);
+    }
+
+    [Theory]
+    [InlineData("research", "optimistic")]
+    [InlineData("budget", "patch")]
+    [InlineData("triage", "bogus")]
+    public async Task AgentScenario_UnsupportedMode_ExitCode2WithValidModes(string scenario, string mode)
+    {
+        var (exitCode, _, error) = await RunAsync(scenario, "--mode", mode);
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("Valid modes:", error);
+    }
+
+    [Fact]
+    public async Task AgentScenario_AgentsOption_Refused()
+    {
+        var (exitCode, _, error) = await RunAsync("budget", "--agents", "4");
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("counter scenario only", error);
+    }
+}

@@ -47,7 +47,7 @@ public abstract partial class StoreConformanceTests
             "patch" => async () => await s.PatchAsync(key, JsonPatch.Create().Increment("/n"), cancellationToken: Ct),
             "txn-op" => async () => await s.TransactAsync(new TxnRequest { Then = [TxnOp.Put("existing", N(2)), TxnOp.Put(key, N(1))] }, cancellationToken: Ct),
             "txn-compare" => async () => await s.TransactAsync(new TxnRequest { Compares = [TxnCompare.Exists(key)], Then = [TxnOp.Put("existing", N(2))] }, cancellationToken: Ct),
-            _ => async () => { await foreach (var _ in store.WatchAsync(Ns, new WatchRequest { Key = key }, Ct)) break; },
+            _ => async () => await FirstEventAsync(store, new WatchRequest { Key = key }),
         };
 
         var e = await AssertRejectedAsync<InvalidKeyException>(store, call, fragment);
@@ -79,9 +79,18 @@ public abstract partial class StoreConformanceTests
         var (store, s) = await OpenAsync();
         await AssertRejectedAsync<InvalidKeyException>(store, async () => await s.ListAsync(prefix, cancellationToken: Ct), fragment);
         await AssertRejectedAsync<InvalidKeyException>(store,
-            async () => { await foreach (var _ in store.WatchAsync(Ns, new WatchRequest { Prefix = prefix }, Ct)) break; }, fragment);
+            async () => await FirstEventAsync(store, new WatchRequest { Prefix = prefix }), fragment);
         await AssertRejectedAsync<InvalidKeyException>(store,
             async () => await s.TransactAsync(new TxnRequest { Compares = [TxnCompare.PrefixUnchangedSince(prefix, 0)], Then = [TxnOp.Put("k", N(1))] }, cancellationToken: Ct), fragment);
+    }
+
+    [Fact]
+    public async Task BadInput_WatchOfBothAKeyAndAPrefix_ThrowsInvalidRequest()
+    {
+        // WatchRequest.Key and WatchRequest.Prefix are documented as mutually exclusive: silently dropping one is not an option.
+        var store = await OpenStoreAsync();
+        await AssertRejectedAsync<InvalidRequestException>(store,
+            async () => await FirstEventAsync(store, new WatchRequest { Key = "a/1", Prefix = "b/" }), "Key", "Prefix");
     }
 
     [Fact]
@@ -238,7 +247,7 @@ public abstract partial class StoreConformanceTests
         await AssertRejectedAsync<InvalidRequestException>(store, async () => await s.GetAsync("k", -1, Ct), "-1");
         await AssertRejectedAsync<InvalidRequestException>(store, async () => await store.ListAsync(Ns, new ListRequest { AtRevision = -5 }, Ct), "-5");
         await AssertRejectedAsync<InvalidRequestException>(store,
-            async () => { await foreach (var _ in store.WatchAsync(Ns, new WatchRequest { FromRevision = -1 }, Ct)) break; }, "FromRevision");
+            async () => await FirstEventAsync(store, new WatchRequest { FromRevision = -1 }), "FromRevision");
     }
 
     [Theory]

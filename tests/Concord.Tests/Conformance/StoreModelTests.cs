@@ -14,8 +14,8 @@ public abstract class StoreModelTests : StoreTestBase
     private static readonly string[] Prefixes = ["", "a/", "b/", "c", "z/"];
     private int _namespaces;
 
-    /// <summary>Sequences per test (durable backends with per-commit fsync run fewer). Replay a failure with the CsCheck_Seed it prints.</summary>
-    protected virtual int Iterations => 400;
+    /// <summary>Sequences per test: 400 scaled by <see cref="StoreTestBase.StressScale"/> (slower backends run fewer). Replay a failure with the CsCheck_Seed it prints.</summary>
+    protected virtual int Iterations => Scaled(400, 20);
 
     private static readonly Gen<string> GenKey = Gen.OneOf(Keys);
 

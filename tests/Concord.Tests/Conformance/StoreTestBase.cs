@@ -197,6 +197,14 @@ public abstract class StoreTestBase : IAsyncLifetime
         return events;
     }
 
+    /// <summary>Reads the first event of a watch (for tests expecting the watch to fail); gives up after a hang guard instead of stalling the run.</summary>
+    protected static async Task FirstEventAsync(IConcordStore store, WatchRequest request, string ns = Ns)
+    {
+        using var guard = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        guard.CancelAfter(TimeSpan.FromSeconds(10));
+        await foreach (var _ in store.WatchAsync(ns, request, guard.Token)) break;
+    }
+
     /// <summary>Starts a watch and returns its enumerator (the subscription is registered on the first MoveNextAsync).</summary>
     protected static IAsyncEnumerator<ChangeEvent> Watch(IConcordStore store, WatchRequest request, CancellationToken cancellationToken, string ns = Ns) =>
         store.WatchAsync(ns, request, cancellationToken).GetAsyncEnumerator(cancellationToken);

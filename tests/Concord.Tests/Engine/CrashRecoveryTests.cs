@@ -86,10 +86,16 @@ public sealed class CrashRecoveryTests
                      Writers.ToString(CultureInfo.InvariantCulture), SnapshotEveryBytes.ToString(CultureInfo.InvariantCulture) })
             start.ArgumentList.Add(arg);
 
-        // Every third cycle aims the kill at an explicit snapshot in progress; the others at a random moment of the burst.
-        var snapshotKill = cycle % 3 == 0;
+        // Every third cycle aims the kill at an explicit snapshot in progress; some others at the child's start-up (recovery,
+        // creating the new segment); the rest at a random moment of the burst.
+        var mode = cycle % 3 == 0 ? KillMode.Snapshot : cycle % 5 == 1 ? KillMode.StartUp : KillMode.Burst;
         var snapshotsBeforeKill = random.Next(1, 4);
-        var delayMs = snapshotKill ? random.Next(0, 20) : random.Next(20, 400);
+        var delayMs = mode switch
+        {
+            KillMode.Snapshot => random.Next(0, 20),
+            KillMode.StartUp => random.Next(30, 300),
+            _ => random.Next(20, 400),
+        };
 
         using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the crash writer");
         var stderr = process.StandardError.ReadToEndAsync(ct);
@@ -97,7 +103,12 @@ public sealed class CrashRecoveryTests
         var reading = reader.RunAsync(ct);
 
         // Bounded waits: if the child never gets there (it died, or it is very slow), kill it anyway and let the checks run.
-        var trigger = snapshotKill ? reader.SnapshotsBegun : reader.Ready;
+        var trigger = mode switch
+        {
+            KillMode.Snapshot => reader.SnapshotsBegun,
+            KillMode.StartUp => Task.CompletedTask,
+            _ => reader.Ready,
+        };
         var reached = await Task.WhenAny(trigger, reading, Task.Delay(TimeSpan.FromSeconds(20), ct)) == trigger;
         if (reached) await Task.Delay(delayMs, ct);
         if (process.HasExited)
@@ -105,8 +116,16 @@ public sealed class CrashRecoveryTests
         process.Kill(entireProcessTree: true);
         await process.WaitForExitAsync(ct);
         await reading;
-        return new ChildRun(reader.Lines, reached ? (snapshotKill ? $"snapshot #{snapshotsBeforeKill} +{delayMs} ms" : $"+{delayMs} ms") : "timeout");
+        var how = !reached ? "timeout" : mode switch
+        {
+            KillMode.Snapshot => $"snapshot #{snapshotsBeforeKill} +{delayMs} ms",
+            KillMode.StartUp => $"{delayMs} ms after start{(reader.Ready.IsCompleted ? "" : ", before ready")}",
+            _ => $"ready +{delayMs} ms",
+        };
+        return new ChildRun(reader.Lines, how);
     }
+
+    private enum KillMode { Burst, Snapshot, StartUp }
 
     private static string DotnetHost()
     {

@@ -94,3 +94,21 @@ public sealed class EmbeddedEngineModelTests : StoreModelTests
 
     protected override ValueTask CleanupAsync() => _stores.DeleteDirectoriesAsync();
 }
+
+/// <summary>The stress tests on the engine in <c>memory</c> mode, at full counts.</summary>
+public sealed class MemoryEngineStressTests : StoreStressTests
+{
+    protected override Task<IConcordStore> CreateStoreAsync(StoreFixtureOptions options) => EngineStores.CreateInMemory(options);
+}
+
+/// <summary>The stress tests on the engine in <c>embedded</c> mode, at reduced counts (every commit waits for an fsync).</summary>
+public sealed class EmbeddedEngineStressTests : StoreStressTests
+{
+    private readonly EngineStores _stores = new();
+
+    protected override double StressScale => 0.05;
+
+    protected override Task<IConcordStore> CreateStoreAsync(StoreFixtureOptions options) => _stores.CreateEmbeddedAsync(options);
+
+    protected override ValueTask CleanupAsync() => _stores.DeleteDirectoriesAsync();
+}

@@ -61,20 +61,27 @@ public sealed class RecoveryTests
         return dir;
     }
 
+    /// <summary>Puts the log back to a single segment with the given bytes (recovery cut it, OpenAsync started a new one).</summary>
+    private static void ResetLog(TempDataDirectory dir, string segment, byte[] bytes)
+    {
+        foreach (var file in dir.Segments()) File.Delete(file);
+        File.WriteAllBytes(segment, bytes);
+    }
+
     // ------------------------------------------------------------------ torn tails
 
     [Fact]
     public async Task Open_NewestSegmentCutAtEveryByteOfLastFrame_DropsOnlyThatRecord()
     {
-        using var source = await OneSegmentAsync(5);
-        var last = DiskFrames.Read(source.Segments().Single())[^1];
+        using var dir = await OneSegmentAsync(5);
+        var segment = dir.Segments().Single();
+        var original = File.ReadAllBytes(segment);
+        var last = DiskFrames.Read(original)[^1];
         Assert.Equal(5, last.Revision);
 
-        for (var cut = last.Offset; cut < last.End; cut++)
+        for (var cut = (int)last.Offset; cut < last.End; cut++)
         {
-            using var dir = new TempDataDirectory(source.Path);
-            var segment = dir.Segments().Single();
-            DiskFrames.Truncate(segment, cut);
+            ResetLog(dir, segment, original[..cut]);
             await using (var engine = await dir.OpenAsync())
             {
                 Assert.Equal(4, await engine.GetRevisionAsync(Ct));
@@ -86,6 +93,7 @@ public sealed class RecoveryTests
             }
             // The torn bytes were cut for good, so the old segment is clean when it is no longer the newest.
             Assert.Equal(last.Offset, new FileInfo(segment).Length);
+            if ((cut - last.Offset) % 16 != 0 && cut != last.End - 1) continue; // the second restart for a sample of cuts (fsync-bound)
             await using (var engine = await dir.OpenAsync())
             {
                 Assert.Equal(5, await engine.GetRevisionAsync(Ct));
@@ -98,13 +106,16 @@ public sealed class RecoveryTests
     [Fact]
     public async Task Open_FlippedByteInLastFrameOfNewestSegment_DropsThatRecord()
     {
-        using var source = await OneSegmentAsync(5);
-        var last = DiskFrames.Read(source.Segments().Single())[^1];
+        using var dir = await OneSegmentAsync(5);
+        var segment = dir.Segments().Single();
+        var original = File.ReadAllBytes(segment);
+        var last = DiskFrames.Read(original)[^1];
 
-        for (var offset = last.Offset; offset < last.End; offset++)
+        for (var offset = (int)last.Offset; offset < last.End; offset++)
         {
-            using var dir = new TempDataDirectory(source.Path);
-            DiskFrames.FlipByte(dir.Segments().Single(), offset);
+            var damaged = original.ToArray();
+            damaged[offset] ^= 0xFF;
+            ResetLog(dir, segment, damaged);
             await using var engine = await dir.OpenAsync();
             Assert.Equal(4, await engine.GetRevisionAsync(Ct));
             await AssertKeysAsync(engine, 1, 4);
@@ -434,7 +445,7 @@ public sealed class RecoveryTests
         var options = dir.Options();
         options.SnapshotEveryBytes = 4096;
         var big = J($$"""{"pad":"{{new string('x', 8000)}}"}""");
-        for (var round = 0; round < 3; round++)
+        for (var round = 0; round < 2; round++)
         {
             await using (var engine = await ConcordEngine.OpenAsync(options, Ct))
             {

@@ -1,0 +1,565 @@
+using System.Buffers;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+using Concord.Engine;
+using Concord.Internal;
+using StackExchange.Redis;
+
+namespace Concord.Redis;
+
+/// <summary>Settings of <see cref="RedisStore"/>.</summary>
+public sealed class RedisStoreOptions
+{
+    /// <summary>StackExchange.Redis configuration string, e.g. <c>127.0.0.1:6379</c>.</summary>
+    public string? Configuration { get; set; }
+
+    /// <summary>A multiplexer owned by the caller. <value>Default: null (one is created from <see cref="Configuration"/> and owned by the store).</value></summary>
+    public IConnectionMultiplexer? Multiplexer { get; set; }
+
+    /// <summary>Prefix of every Redis key the store uses; lets several deployments share a Redis. <value>Default: concord.</value></summary>
+    public string Prefix { get; set; } = "concord";
+
+    /// <summary>Redis database number. <value>Default: 0.</value></summary>
+    public int Database { get; set; }
+
+    /// <summary>Semantics shared with the embedded engine (strict mode, limits, retention, clock).</summary>
+    public ConcordEngineOptions Semantics { get; set; } = new();
+
+    /// <summary>How often watchers poll when no notification arrives. <value>Default: 1 s.</value></summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Attempts when another writer committed between our read and our commit. <value>Default: 200.</value></summary>
+    public int MaxAttempts { get; set; } = 200;
+
+    /// <summary>Clock for the backoff between lost commit races (real time even when <see cref="Semantics"/> uses a fake clock). <value>Default: system.</value></summary>
+    public TimeProvider BackoffTimeProvider { get; set; } = TimeProvider.System;
+
+    /// <summary>Jitter source for that backoff. <value>Default: seeded from the key prefix.</value></summary>
+    public IRandomizer? Randomizer { get; set; }
+}
+
+/// <summary>
+/// <see cref="IConcordStore"/> natively on Redis. A commit reads what the evaluation needs (one round trip), evaluates
+/// it with the engine's own semantics (<see cref="TxnEvaluator"/>), then runs one Lua script that applies the new
+/// versions, the change stream entry, the history, the index and the idempotency record atomically — only if the global
+/// revision is still the one read. Commits are therefore totally ordered (linearizable); a commit that lost the race is
+/// re-evaluated. Watchers read the change stream, woken by pub/sub.
+/// </summary>
+/// <remarks>
+/// <para>Durability is Redis's: with <c>appendonly yes</c> + <c>appendfsync always</c> nothing acknowledged is lost;
+/// with <c>appendfsync everysec</c> (the usual setting, and what scripts/ensure-deps.sh starts) a crash of the Redis
+/// process or machine can lose the last ~1 s of acknowledged writes; without AOF, everything since the last RDB snapshot.</para>
+/// <para>Single Redis node (or primary): the script touches keys it computes, so Redis Cluster is not supported.</para>
+/// </remarks>
+public sealed class RedisStore : IConcordStore
+{
+    private readonly IConnectionMultiplexer _mux;
+    private readonly bool _ownsMux;
+    private readonly IDatabase _db;
+    private readonly RedisStoreOptions _options;
+    private readonly ConcordEngineOptions _semantics;
+    private readonly TimeProvider _time;
+    private readonly string _p;
+    private readonly RedisChannel _channel;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Lock _signalGate = new();
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private ITimer? _sweeper;
+    private readonly IRandomizer _random;
+    private int _sweeping;
+
+    private RedisStore(IConnectionMultiplexer mux, bool owns, RedisStoreOptions options)
+    {
+        _mux = mux;
+        _ownsMux = owns;
+        _options = options;
+        _semantics = options.Semantics;
+        _time = _semantics.TimeProvider;
+        _db = mux.GetDatabase(options.Database);
+        _p = options.Prefix;
+        _channel = RedisChannel.Literal(_p + ":changed");
+        _random = options.Randomizer ?? new SeededRandomizer(StringComparer.Ordinal.GetHashCode(_p) ^ Environment.ProcessId);
+    }
+
+    /// <summary>Connects and starts the change subscription and the sweeper.</summary>
+    public static async Task<RedisStore> OpenAsync(RedisStoreOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Semantics.Validate();
+        cancellationToken.ThrowIfCancellationRequested();
+        var owns = options.Multiplexer is null;
+        IConnectionMultiplexer mux;
+        try
+        {
+            mux = options.Multiplexer ?? await ConnectionMultiplexer.ConnectAsync(options.Configuration ?? throw new ArgumentException("Configuration or Multiplexer is required", nameof(options))).ConfigureAwait(false);
+        }
+        catch (RedisConnectionException e)
+        {
+            throw new StoreUnavailableException($"Redis is unavailable: {e.Message}", e, isTransient: true);
+        }
+        var store = new RedisStore(mux, owns, options);
+        await mux.GetSubscriber().SubscribeAsync(store._channel, (_, _) => store.PulseChanged()).ConfigureAwait(false);
+        store._sweeper = store._time.CreateTimer(static s => _ = ((RedisStore)s!).SweepAsync(), store, store._semantics.ExpirySweepInterval, store._semantics.ExpirySweepInterval);
+        return store;
+    }
+
+    // ------------------------------------------------------------------ key layout
+
+    private RedisKey RevKey => _p + ":rev";
+    private RedisKey TicksKey => _p + ":ticks";
+    private RedisKey OldestKey => _p + ":oldest";
+    private RedisKey StreamKey => _p + ":changes";
+    private RedisKey ExpiryKey => _p + ":expiry";
+    private RedisKey KvKey(string ns) => $"{_p}:kv:{ns}";
+    private RedisKey IndexKey(string ns) => $"{_p}:idx:{ns}";
+    private RedisKey HistoryKey(string ns, string key) => $"{_p}:hist:{ns}:{key}";
+    private RedisKey IdempotencyKey(string ns, string key) => $"{_p}:idem:{ns}:{key}";
+
+    // ------------------------------------------------------------------ reads
+
+    /// <inheritdoc />
+    public async ValueTask<long> GetRevisionAsync(CancellationToken cancellationToken = default) =>
+        (await ReadMetaAsync().ConfigureAwait(false)).Revision;
+
+    private async Task<(long Revision, long Oldest)> ReadMetaAsync()
+    {
+        var values = await Translate(() => _db.StringGetAsync([RevKey, OldestKey])).ConfigureAwait(false);
+        var revision = values[0].IsNull ? 0 : (long)values[0];
+        var oldest = values[1].IsNull ? 1 : (long)values[1];
+        return (revision, Math.Max(oldest, revision - _semantics.RetainedRevisions + 1));
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<ConcordRecord?> GetAsync(string ns, string key, ReadOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        KeyRules.ValidateNamespace(ns);
+        KeyRules.ValidateKey(key);
+        if (options?.AtRevision is { } at)
+        {
+            await CheckRevisionAsync(at).ConfigureAwait(false);
+            var record = await AtRevisionAsync(ns, key, at).ConfigureAwait(false);
+            return record is null || record.IsDeleted ? null : record;
+        }
+        var json = await Translate(() => _db.HashGetAsync(KvKey(ns), key)).ConfigureAwait(false);
+        return json.IsNull ? null : Visible(ParseRecord(json!), latest: true);
+    }
+
+    private async Task<ConcordRecord?> AtRevisionAsync(string ns, string key, long at)
+    {
+        var versions = await Translate(() => _db.SortedSetRangeByScoreAsync(HistoryKey(ns, key), double.NegativeInfinity, at + 0.5, Exclude.None, Order.Descending, 0, 1)).ConfigureAwait(false);
+        return versions.Length == 0 ? null : ParseRecord(versions[0]!);
+    }
+
+    private async Task CheckRevisionAsync(long at)
+    {
+        if (at < 0) throw new InvalidRequestException($"AtRevision must not be negative (got {at})");
+        var (revision, oldest) = await ReadMetaAsync().ConfigureAwait(false);
+        if (at > revision) throw new UnknownRevisionException(at, revision);
+        oldest = Math.Min(oldest, revision);
+        if (at < oldest) throw new RevisionCompactedException(at, oldest - 1);
+    }
+
+    private ConcordRecord? Visible(ConcordRecord record, bool latest)
+    {
+        if (record.IsDeleted) return null;
+        if (latest && record.ExpiresAt is { } expires && expires <= _time.GetUtcNow()) return null;
+        return record;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<ListResult> ListAsync(string ns, ListRequest request, CancellationToken cancellationToken = default)
+    {
+        KeyRules.ValidateNamespace(ns);
+        ArgumentNullException.ThrowIfNull(request);
+        KeyRules.ValidatePrefix(request.Prefix);
+        if (request.Limit is < 1 or > 10_000) throw new InvalidRequestException($"List limit must be between 1 and 10000 (got {request.Limit})");
+        long readAt;
+        if (request.AtRevision is { } at)
+        {
+            await CheckRevisionAsync(at).ConfigureAwait(false);
+            readAt = at;
+        }
+        else readAt = (await ReadMetaAsync().ConfigureAwait(false)).Revision;
+
+        var records = new List<ConcordRecord>();
+        var after = request.After;
+        while (records.Count < request.Limit)
+        {
+            var want = request.Limit - records.Count;
+            var exclusive = after is not null && string.CompareOrdinal(after, request.Prefix) >= 0;
+            RedisValue min = exclusive ? after : request.Prefix.Length == 0 ? default : request.Prefix;
+            var max = PrefixEnd(request.Prefix);
+            var keys = await Translate(() => _db.SortedSetRangeByValueAsync(IndexKey(ns), min, max, exclusive ? Exclude.Start : Exclude.None, Order.Ascending, 0, want)).ConfigureAwait(false);
+            if (keys.Length == 0) return new ListResult(records, readAt, null);
+            if (request.AtRevision is null)
+            {
+                var values = await Translate(() => _db.HashGetAsync(KvKey(ns), keys)).ConfigureAwait(false);
+                foreach (var v in values)
+                {
+                    if (!v.IsNull && Visible(ParseRecord(v!), latest: true) is { } r) records.Add(r);
+                }
+            }
+            else
+            {
+                foreach (var k in keys)
+                {
+                    if (await AtRevisionAsync(ns, k!, readAt).ConfigureAwait(false) is { IsDeleted: false } r) records.Add(r);
+                }
+            }
+            after = keys[^1]!;
+            if (keys.Length < want) return new ListResult(records, readAt, null);
+        }
+        return new ListResult(records, readAt, after);
+    }
+
+    // ------------------------------------------------------------------ writes
+
+    /// <inheritdoc />
+    public async ValueTask<WriteResult> PutAsync(string ns, string key, JsonElement value, WriteOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= WriteOptions.Default;
+        return SingleKeyWrites.ToWriteResult(key, await ExecuteAsync(ns, SingleKeyWrites.Put(key, value, options), options, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<WriteResult> DeleteAsync(string ns, string key, WriteOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= WriteOptions.Default;
+        return SingleKeyWrites.ToWriteResult(key, await ExecuteAsync(ns, SingleKeyWrites.Delete(key, options), options, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<WriteResult> PatchAsync(string ns, string key, JsonPatch patch, WriteOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= WriteOptions.Default;
+        return SingleKeyWrites.ToWriteResult(key, await ExecuteAsync(ns, SingleKeyWrites.Patch(key, patch, options), options, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <inheritdoc />
+    public ValueTask<TxnResult> TransactAsync(string ns, TxnRequest request, WriteOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return ExecuteAsync(ns, request, options ?? WriteOptions.Default, cancellationToken);
+    }
+
+    private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        TxnEvaluator.Validate(ns, request, _semantics.MaxValueBytes);
+        var fingerprint = options.IdempotencyKey is null ? null : Fingerprint.Compute(ns, request, options);
+        var keys = TxnEvaluator.KeysRead(request).Distinct(StringComparer.Ordinal).Select(k => (RedisValue)k).ToArray();
+        var prefixes = TxnEvaluator.PrefixesRead(request).Distinct(StringComparer.Ordinal).ToArray();
+        for (var attempt = 1; attempt <= _options.MaxAttempts; attempt++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (attempt > 2)
+            {
+                // Lost the race to other writers more than once: back off with full jitter so contenders spread out.
+                var cap = Math.Min(20.0, 0.25 * Math.Pow(2, Math.Min(attempt - 2, 8)));
+                await Task.Delay(TimeSpan.FromMilliseconds(cap * _random.NextDouble()), _options.BackoffTimeProvider, cancellationToken).ConfigureAwait(false);
+            }
+            // Read everything the evaluation needs, pipelined; the script below re-checks the revision atomically.
+            var revTask = _db.StringGetAsync([RevKey, TicksKey]);
+            var rowsTask = keys.Length == 0 ? Task.FromResult(Array.Empty<RedisValue>()) : _db.HashGetAsync(KvKey(ns), keys);
+            var idemTask = options.IdempotencyKey is { } ik ? _db.StringGetAsync(IdempotencyKey(ns, ik)) : Task.FromResult(RedisValue.Null);
+            var meta = await Translate(() => revTask).ConfigureAwait(false);
+            var rows = await Translate(() => rowsTask).ConfigureAwait(false);
+            var idem = await Translate(() => idemTask).ConfigureAwait(false);
+            var last = meta[0].IsNull ? 0 : (long)meta[0];
+            var lastTicks = meta[1].IsNull ? 0 : (long)meta[1];
+            var view = new PreloadedView();
+            for (var i = 0; i < keys.Length; i++)
+            {
+                if (!rows[i].IsNull) view.Rows[keys[i]!] = ParseRecord(rows[i]!);
+            }
+            foreach (var prefix in prefixes) view.Prefixes[prefix] = await PrefixModRevisionAsync(ns, prefix).ConfigureAwait(false);
+            if (!idem.IsNull)
+            {
+                using var doc = JsonDocument.Parse((string)idem!);
+                view.Idempotency = Codec.ReadIdempotency(doc.RootElement);
+            }
+
+            var now = _time.GetUtcNow();
+            var commitTime = new DateTimeOffset(Math.Max(now.UtcTicks, lastTicks + 1), TimeSpan.Zero);
+            var result = TxnEvaluator.Evaluate(ns, request, options, fingerprint, view, new EvaluationContext(last, now, commitTime, _semantics), out var commit);
+            if (commit is null)
+            {
+                // A conflict or replay is decided at revision `last`: confirm nothing committed since, so the answer is linearizable.
+                var current = await Translate(() => _db.StringGetAsync(RevKey)).ConfigureAwait(false);
+                if ((current.IsNull ? 0 : (long)current) == last) return result;
+                continue;
+            }
+            if (await CommitAsync(commit, last).ConfigureAwait(false)) return result;
+        }
+        throw new StoreUnavailableException($"Gave up after {_options.MaxAttempts} attempts: other writers kept committing first", null, isTransient: true);
+    }
+
+    /// <summary>Inclusive upper bound of keys under a prefix (lexicographic by UTF-8 bytes); default = unbounded.</summary>
+    private static RedisValue PrefixEnd(string prefix) => prefix.Length == 0 ? default : prefix + char.ConvertFromUtf32(0x10FFFF);
+
+    private async Task<long> PrefixModRevisionAsync(string ns, string prefix)
+    {
+        long max = 0;
+        RedisValue min = prefix.Length == 0 ? default : prefix;
+        var exclude = Exclude.None;
+        var upper = PrefixEnd(prefix);
+        while (true)
+        {
+            var keys = await Translate(() => _db.SortedSetRangeByValueAsync(IndexKey(ns), min, upper, exclude, Order.Ascending, 0, 1000)).ConfigureAwait(false);
+            if (keys.Length == 0) return max;
+            var values = await Translate(() => _db.HashGetAsync(KvKey(ns), keys)).ConfigureAwait(false);
+            foreach (var v in values)
+            {
+                if (!v.IsNull && ParseRecord(v!).Revision is var r && r > max) max = r;
+            }
+            if (keys.Length < 1000) return max;
+            min = keys[^1];
+            exclude = Exclude.Start;
+        }
+    }
+
+    // KEYS: rev, ticks, stream, expiry. ARGV: expected rev, ticks, channel, retained revisions, n, then 7 per change
+    // (kv hash, index zset, history zset, key, record json, deleted 0/1, expires ticks or ""), then idem key, idem json, idem ttl ms.
+    // Each key's history keeps every version newer than the retention horizon plus the newest one at or below it.
+    // History scores are revision + index/100000, so two writes of one key in one transaction stay ordered.
+    private const string CommitScript = """
+        local rev = tonumber(redis.call('GET', KEYS[1]) or '0')
+        if rev ~= tonumber(ARGV[1]) then return 0 end
+        local newrev = rev + 1
+        local horizon = newrev - tonumber(ARGV[4]) + 1
+        local n = tonumber(ARGV[5])
+        local a = 6
+        for i = 0, n - 1 do
+          local kv, idx, hist, key, rec, deleted, exp = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4], ARGV[a+5], ARGV[a+6]
+          redis.call('HSET', kv, key, rec)
+          redis.call('ZADD', idx, 0, key)
+          redis.call('ZADD', hist, newrev + i / 100000, rec)
+          if horizon > 1 then
+            local keep = redis.call('ZREVRANGEBYSCORE', hist, horizon + 0.5, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+            if #keep > 0 then redis.call('ZREMRANGEBYSCORE', hist, '-inf', '(' .. keep[2]) end
+          end
+          redis.call('XADD', KEYS[3], newrev .. '-' .. i, 'r', rec, 'kv', kv, 'deleted', deleted)
+          local member = kv .. '\0' .. key
+          if exp ~= '' then redis.call('ZADD', KEYS[4], exp, member) else redis.call('ZREM', KEYS[4], member) end
+          a = a + 7
+        end
+        if ARGV[a] ~= '' then redis.call('SET', ARGV[a], ARGV[a+1], 'PX', ARGV[a+2]) end
+        redis.call('SET', KEYS[1], newrev)
+        redis.call('SET', KEYS[2], ARGV[2])
+        redis.call('PUBLISH', ARGV[3], newrev)
+        return 1
+        """;
+
+    /// <summary>Applies a commit atomically if the revision is still <paramref name="expected"/>; false when another commit won.</summary>
+    private async Task<bool> CommitAsync(CommitEntry commit, long expected)
+    {
+        var args = new List<RedisValue> { expected, commit.Time.UtcTicks, _channel.ToString(), _semantics.RetainedRevisions, commit.Changes.Count };
+        foreach (var change in commit.Changes)
+        {
+            var r = change.Record;
+            args.Add((string)KvKey(commit.Namespace)!);
+            args.Add((string)IndexKey(commit.Namespace)!);
+            args.Add((string)HistoryKey(commit.Namespace, r.Key)!);
+            args.Add(r.Key);
+            args.Add(RecordJson(r, change.Kind));
+            args.Add(r.IsDeleted ? 1 : 0);
+            args.Add(r.ExpiresAt is { } x ? x.UtcTicks.ToString(CultureInfo.InvariantCulture) : "");
+        }
+        if (commit.Idempotency is { } idem)
+        {
+            var buffer = new ArrayBufferWriter<byte>(256);
+            using (var w = new Utf8JsonWriter(buffer)) Codec.WriteIdempotency(w, idem);
+            args.Add((string)IdempotencyKey(commit.Namespace, idem.Key)!);
+            args.Add(Encoding.UTF8.GetString(buffer.WrittenSpan));
+            args.Add(Math.Max(1, (long)(idem.ExpiresAt - _time.GetUtcNow()).TotalMilliseconds));
+        }
+        else args.AddRange(["", "", ""]);
+        var ok = await Translate(() => _db.ScriptEvaluateAsync(CommitScript, [RevKey, TicksKey, StreamKey, ExpiryKey], [.. args])).ConfigureAwait(false);
+        return (long)ok == 1;
+    }
+
+    /// <summary>The record as JSON, with the change kind so the stream entry can be turned back into an event.</summary>
+    private static string RecordJson(ConcordRecord record, ChangeKind kind = ChangeKind.Put)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteNumber("kind", (int)kind);
+            w.WritePropertyName("r");
+            Codec.WriteRecord(w, record);
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    private static ConcordRecord ParseRecord(string json) => ParseChange(json).Record;
+
+    private static (ChangeKind Kind, ConcordRecord Record) ParseChange(string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        return ((ChangeKind)doc.RootElement.GetProperty("kind").GetInt32(), Codec.ReadRecord(doc.RootElement.GetProperty("r")));
+    }
+
+    // ------------------------------------------------------------------ watch
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<ChangeEvent> WatchAsync(string ns, WatchRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        KeyRules.ValidateNamespace(ns);
+        ArgumentNullException.ThrowIfNull(request);
+        request.Validate();
+        var (revision, oldest) = await ReadMetaAsync().ConfigureAwait(false);
+        string position;
+        if (request.FromRevision == 0) position = $"{revision}-{int.MaxValue}";
+        else
+        {
+            if (request.FromRevision < oldest) throw new RevisionCompactedException(request.FromRevision, oldest - 1);
+            position = $"{request.FromRevision - 1}-{int.MaxValue}";
+        }
+        var kv = (string)KvKey(ns)!;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
+        while (true)
+        {
+            var signal = ChangedSignal();
+            var from = position;
+            var entries = await Translate(() => _db.StreamRangeAsync(StreamKey, "(" + from, "+", 1000)).ConfigureAwait(false);
+            foreach (var entry in entries)
+            {
+                position = entry.Id!;
+                if ((string?)entry["kv"] != kv) continue;
+                var (kind, record) = ParseChange((string)entry["r"]!);
+                if (!request.Matches(record.Key)) continue;
+                yield return new ChangeEvent(ns, kind, record);
+            }
+            if (entries.Length == 1000) continue;
+            try
+            {
+                await signal.WaitAsync(_options.PollInterval, _time, stop.Token).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // Poll anyway: pub/sub messages are not guaranteed.
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                throw new StoreUnavailableException("The store is closed");
+            }
+        }
+    }
+
+    private Task ChangedSignal()
+    {
+        lock (_signalGate) return _changed.Task;
+    }
+
+    private void PulseChanged()
+    {
+        TaskCompletionSource previous;
+        lock (_signalGate)
+        {
+            previous = _changed;
+            _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        previous.TrySetResult();
+    }
+
+    // ------------------------------------------------------------------ housekeeping
+
+    /// <summary>Turns expired keys into tombstones and trims history and the change stream to the retention window.</summary>
+    internal async Task SweepAsync()
+    {
+        if (Interlocked.Exchange(ref _sweeping, 1) == 1) return;
+        try
+        {
+            await SweepOnceAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ConcordException or ObjectDisposedException or RedisException)
+        {
+            // Housekeeping retries on the next tick.
+        }
+        finally
+        {
+            Volatile.Write(ref _sweeping, 0);
+        }
+    }
+
+    private async Task SweepOnceAsync()
+    {
+        var now = _time.GetUtcNow();
+        var due = await Translate(() => _db.SortedSetRangeByScoreAsync(ExpiryKey, double.NegativeInfinity, now.UtcTicks, Exclude.None, Order.Ascending, 0, 1000)).ConfigureAwait(false);
+        foreach (var group in due.Select(m => ((string)m!).Split('\0', 2)).GroupBy(p => p[0]))
+        {
+            var ns = group.Key[(_p.Length + 4)..];
+            for (var attempt = 0; attempt < 10; attempt++)
+            {
+                var meta = await Translate(() => _db.StringGetAsync([RevKey, TicksKey])).ConfigureAwait(false);
+                var last = meta[0].IsNull ? 0 : (long)meta[0];
+                var lastTicks = meta[1].IsNull ? 0 : (long)meta[1];
+                var revision = last + 1;
+                var time = new DateTimeOffset(Math.Max(now.UtcTicks, lastTicks + 1), TimeSpan.Zero);
+                var changes = new List<ChangeEvent>();
+                foreach (var parts in group)
+                {
+                    var json = await Translate(() => _db.HashGetAsync(group.Key, parts[1])).ConfigureAwait(false);
+                    if (json.IsNull) continue;
+                    var r = ParseRecord(json!);
+                    if (r.IsDeleted || r.ExpiresAt is not { } x || x > now) continue;
+                    changes.Add(new ChangeEvent(ns, ChangeKind.Expire, new ConcordRecord(r.Key, default, r.Version + 1, revision, r.CreateRevision, "concord:ttl", time, null, true)));
+                }
+                if (changes.Count == 0) break;
+                if (await CommitAsync(new CommitEntry { Revision = revision, Namespace = ns, Time = time, Changes = changes }, last).ConfigureAwait(false)) break;
+            }
+        }
+        // Trim the change stream to the retention window (history sets are trimmed when their key is read or written past it).
+        var (revisionNow, _) = await ReadMetaAsync().ConfigureAwait(false);
+        var horizon = revisionNow - _semantics.RetainedRevisions + 1;
+        if (horizon > 1)
+        {
+            await Translate(() => _db.StreamTrimByMinIdAsync(StreamKey, $"{horizon}-0")).ConfigureAwait(false);
+            await Translate(() => _db.StringSetAsync(OldestKey, horizon)).ConfigureAwait(false);
+        }
+    }
+
+    // ------------------------------------------------------------------ errors and disposal
+
+    private static async Task<T> Translate<T>(Func<Task<T>> action)
+    {
+        try
+        {
+            return await action().ConfigureAwait(false);
+        }
+        catch (RedisServerException e)
+        {
+            throw new StoreUnavailableException($"Redis refused the operation: {e.Message}", e, isTransient: e.Message.StartsWith("LOADING", StringComparison.Ordinal) || e.Message.StartsWith("BUSY", StringComparison.Ordinal));
+        }
+        catch (RedisException e)
+        {
+            // Connection and timeout failures: the outcome of a write in flight is unknown; retry with the same idempotency key.
+            throw new StoreUnavailableException($"Redis is unavailable: {e.Message}", e, isTransient: true);
+        }
+        catch (TimeoutException e)
+        {
+            throw new StoreUnavailableException($"Redis timed out: {e.Message}", e, isTransient: true);
+        }
+    }
+
+    /// <summary>Stops the sweeper and the subscription; disposes the multiplexer if the store created it.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_stop.IsCancellationRequested) return;
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_sweeper is not null) await _sweeper.DisposeAsync().ConfigureAwait(false);
+        try
+        {
+            await _mux.GetSubscriber().UnsubscribeAsync(_channel).ConfigureAwait(false);
+        }
+        catch (RedisException)
+        {
+        }
+        if (_ownsMux) await _mux.DisposeAsync().ConfigureAwait(false);
+        _stop.Dispose();
+    }
+}
