@@ -37,7 +37,9 @@ internal static class DemoCommand
         Watch it: --serve starts a Concord server on a free loopback port, prints the dashboard's address, runs the
         agents against it over HTTP with think times in real time (--pace 1; 0.5 = twice as fast), then keeps serving
         until Ctrl+C (--exit stops at the end). --serve URL uses a running server instead (start it with --no-strict
-        to see naive writes get through; API key from CONCORD_API_KEY).
+        to see naive writes get through; API key from CONCORD_API_KEY). --pace paces the account and counter
+        scenarios; the agent scenarios run at full speed.
+
         Exit codes: 0 the demo ran (naive losing updates is the expected outcome), 1 failure, 2 bad arguments.
         """;
 
@@ -72,7 +74,7 @@ internal static class DemoCommand
             HelpName = "URL",
             Arity = ArgumentArity.ZeroOrOne,
         };
-        var pace = new Option<double?>("--pace") { Description = "With --serve: real seconds per virtual second of think time (default 1; 0 = as fast as possible)", HelpName = "X" };
+        var pace = new Option<double?>("--pace") { Description = "With --serve: real seconds per virtual second of think time in the account and counter scenarios (default 1; 0 = as fast as possible)", HelpName = "X" };
         var exit = new Option<bool>("--exit") { Description = "With --serve: stop the in-process server when the demo ends instead of serving until Ctrl+C" };
 
         var command = new Command("demo", Help) { scenario, mode, agents, increments, seed, json, data, memory, serve, pace, exit };

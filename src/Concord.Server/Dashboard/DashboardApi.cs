@@ -183,7 +183,7 @@ internal static class DashboardApi
         return Json(await locks.ListAsync(ns, ct));
     }
 
-    private static async Task<IResult> QueuesAsync(HttpContext http, string ns, Auth auth, OperationJournal journal, DashboardCoordination coordination, CancellationToken ct)
+    private static async Task<IResult> QueuesAsync(HttpContext http, string ns, Auth auth, OperationJournal journal, IQueueService queues, CancellationToken ct)
     {
         if (AuthorizeNamespace(http, auth, ns) is { } denied) return denied;
         var rows = new List<QueueRow>();
@@ -192,20 +192,20 @@ internal static class DashboardApi
             QueueStats stats;
             try
             {
-                stats = await coordination.Queues.GetStatsAsync(ns, name, ct);
+                stats = await queues.GetStatsAsync(ns, name, ct);
             }
             catch (InvalidRequestException)
             {
                 continue; // not a queue the service could have made
             }
-            var dead = stats.Dead > 0 ? await coordination.Queues.ListDeadLettersAsync(ns, name, 5, ct) : [];
+            var dead = stats.Dead > 0 ? await queues.ListDeadLettersAsync(ns, name, 5, ct) : [];
             rows.Add(new QueueRow(name, stats.Ready + stats.Delayed + stats.Waiting, stats.Ready, stats.Delayed, stats.Waiting, stats.Leased, stats.Dead,
                 [.. dead.Select(d => new DeadLetterRow(d.Id, d.Attempts, d.LastError, d.DeadAt))]));
         }
         return Json(rows);
     }
 
-    private static async Task<IResult> StreamsAsync(HttpContext http, string ns, Auth auth, OperationJournal journal, DashboardCoordination coordination, CancellationToken ct)
+    private static async Task<IResult> StreamsAsync(HttpContext http, string ns, Auth auth, OperationJournal journal, IStreamService streamService, CancellationToken ct)
     {
         if (AuthorizeNamespace(http, auth, ns) is { } denied) return denied;
         var streams = new List<StreamRow>();
@@ -213,7 +213,7 @@ internal static class DashboardApi
         foreach (var head in heads.Records)
         {
             var name = head.Key[(StoreStreamService.KeyPrefix.Length + 2)..];
-            if (await coordination.Streams.GetStreamAsync(ns, name, ct) is { } info) streams.Add(new StreamRow(info.Stream, info.Version, info.LastRevision));
+            if (await streamService.GetStreamAsync(ns, name, ct) is { } info) streams.Add(new StreamRow(info.Stream, info.Version, info.LastRevision));
         }
         var groups = await journal.Inner.ListAsync(ns, new ListRequest { Prefix = StoreStreamService.KeyPrefix + "g/", Limit = MaxCoordinationItems }, ct);
         var checkpoints = groups.Records.Select(g => new CheckpointRow(Uri.UnescapeDataString(g.Key[(StoreStreamService.KeyPrefix.Length + 2)..]),
@@ -380,12 +380,4 @@ internal static class DashboardApi
             _stop.Dispose();
         }
     }
-}
-
-/// <summary>The coordination services the dashboard reads (over the unjournaled store).</summary>
-internal sealed class DashboardCoordination(IConcordStore store, TimeProvider time)
-{
-    public IQueueService Queues { get; } = new StoreQueueService(store, new QueueServiceOptions { TimeProvider = time });
-
-    public IStreamService Streams { get; } = new StoreStreamService(store);
 }

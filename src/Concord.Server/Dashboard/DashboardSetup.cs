@@ -34,7 +34,6 @@ internal static class DashboardSetup
         });
         // Registered last, so it is the IConcordStore the routes and tools resolve.
         builder.Services.AddSingleton<IConcordStore>(sp => sp.GetRequiredService<OperationJournal>());
-        builder.Services.AddSingleton(sp => new DashboardCoordination(store, sp.GetRequiredService<TimeProvider>()));
         builder.Services.AddSingleton<VerdictService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<VerdictService>());
     }
