@@ -70,6 +70,7 @@ public sealed class ConcordHttpStore : IConcordStore
         {
             var m = new HttpRequestMessage(HttpMethod.Get, url);
             m.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(RecordMediaType));
+            if (options?.Agent is { } agent) m.Headers.TryAddWithoutValidation("Concord-Agent", EncodeHeader(agent));
             return m;
         }, cancellationToken).ConfigureAwait(false);
         if (response.StatusCode == HttpStatusCode.NotFound && await ProblemCodeAsync(response, cancellationToken).ConfigureAwait(false) == "key-not-found") return null;

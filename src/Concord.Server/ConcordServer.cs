@@ -2,6 +2,7 @@ using Concord.Coordination.Locks;
 using Concord.Coordination.Queues;
 using Concord.Coordination.Streams;
 using Concord.Engine;
+using Concord.Server.Dashboard;
 using Concord.Server.Http;
 using Concord.Server.Mcp;
 using Microsoft.AspNetCore.Builder;
@@ -71,6 +72,7 @@ public static class ConcordServer
         store ??= await OpenStoreAsync(options, cancellationToken).ConfigureAwait(false);
         var served = store as Diagnostics.InstrumentedStore ?? new Diagnostics.InstrumentedStore(store); // a span per operation
         builder.Services.AddSingleton<IConcordStore>(served);
+        builder.AddConcordDashboard(served); // the journal in front of it becomes the IConcordStore routes use
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(new Auth(options));
         builder.Services.AddSingleton(new WatchLimiter(options.MaxWatchers));
@@ -104,6 +106,7 @@ public static class ConcordServer
         v1.MapWatchApi();
         v1.MapLocksApi();
         app.MapConcordMcp();
+        app.MapConcordDashboard();
         return app;
     }
 
