@@ -69,7 +69,7 @@ public static class ConcordServer
         builder.Services.AddSingleton(new Auth(options));
         builder.Services.AddSingleton(new WatchLimiter(options.MaxWatchers));
         builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton<ILockService>(sp => new StoreLockService(store, sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton<ILockService>(sp => new StoreLockService(store, sp.GetRequiredService<TimeProvider>()) { MaxWaitersPerLock = options.MaxLockWaitersPerKey });
 
         var app = builder.Build();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Concord.Server");
