@@ -32,6 +32,9 @@ public sealed record FaultRunOptions
     public TimeSpan PauseLength { get; init; } = TimeSpan.FromMilliseconds(2500);
 
     public TextWriter Log { get; init; } = TextWriter.Null;
+
+    /// <summary>Where to save the recorded register history (JSONL, <c>concord check</c> reads it); null: not saved.</summary>
+    public string? HistoryPath { get; init; }
 }
 
 /// <summary>One checked property of a run.</summary>
@@ -393,6 +396,7 @@ public sealed class FaultRun
     private async Task CheckAsync(ConcordHttpStore store, CancellationToken ct)
     {
         var history = _recorder.ToHistory();
+        if (_o.HistoryPath is { } path) HistoryWriter.WriteFile(history, path);
         var lin = LinearizabilityChecker.Check(history, new LinearizabilityOptions { Model = LinearizabilityModel.CasRegister, Timeout = TimeSpan.FromSeconds(60), MaxDegreeOfParallelism = 2 }, ct);
         _r.Verdicts.Add(new FaultVerdict("linearizable registers", lin.Verdict == Verdict.Valid,
             $"{lin.Verdict}: {history.Operations.Count(o => o.Type == OperationType.Invoke)} ops on {lin.Keys.Count} keys" + (lin.Verdict == Verdict.Valid ? "" : " — " + lin.Explanation)));

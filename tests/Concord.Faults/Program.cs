@@ -18,6 +18,7 @@ if (mode == "soak")
     {
         Duration = duration,
         Samples = int.Parse(Arg("--samples") ?? (quick ? "10" : "20"), CultureInfo.InvariantCulture),
+        Idempotency = !args.Contains("--no-idempotency"),
         Log = Console.Out,
     }, cts.Token);
     var md = Reports.Soak(soak);
@@ -53,6 +54,7 @@ foreach (var backend in backends)
         Duration = TimeSpan.FromSeconds(double.Parse(Arg("--duration") ?? (quick ? "15" : "60"), CultureInfo.InvariantCulture)),
         Seed = int.Parse(Arg("--seed") ?? "1", CultureInfo.InvariantCulture),
         Log = Console.Out,
+        HistoryPath = report is null ? null : Path.Combine(Path.GetDirectoryName(Path.GetFullPath(report))!, $"history-{backend}.jsonl"),
     };
     Console.WriteLine($"fault run: {backend}, {options.Duration.TotalSeconds:F0} s, {options.Clients} clients, seed {options.Seed}");
     var result = await FaultRun.RunAsync(options, cts.Token);

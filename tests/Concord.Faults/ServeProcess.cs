@@ -155,6 +155,7 @@ public sealed partial class ServeProcess : IAsyncDisposable
                 await p.WaitForExitAsync(CancellationToken.None);
             }
             p.Dispose();
+            _process = null;
         }
     }
 }

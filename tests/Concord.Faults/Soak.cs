@@ -11,6 +11,9 @@ public sealed record SoakOptions
     public int Clients { get; init; } = 4;
     public int Keys { get; init; } = 500;
 
+    /// <summary>Whether the client gives every write an idempotency key (its default). <value>Default: true.</value></summary>
+    public bool Idempotency { get; init; } = true;
+
     /// <summary>Largest tolerated RSS growth rate over the second half of the run.</summary>
     public double MaxRssSlopeMiBPerMinute { get; init; } = 8;
 
@@ -53,7 +56,7 @@ public static class Soak
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
             var clients = Enumerable.Range(0, o.Clients).Select(c => Task.Run(async () =>
             {
-                var store = new ConcordHttpStore(http);
+                var store = new ConcordHttpStore(http, new ConcordClientOptions { AutoIdempotency = o.Idempotency });
                 var random = new Random(c + 1);
                 while (!stop.IsCancellationRequested)
                 {
