@@ -112,10 +112,10 @@ public sealed class FaultRun
             await Retry(() => store.PutAsync(_ns, "counter", JsonSerializer.SerializeToElement(new { n = 0 }), null, ct).AsTask(), ct);
 
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            stop.CancelAfter(_o.Duration);
             var clients = Enumerable.Range(0, _o.Clients).Select(c => Task.Run(() => ClientAsync(c, http, stop.Token, ct), ct)).ToArray();
-            var nemesis = Task.Run(() => NemesisAsync(serve, front, back, http, stop.Token, ct), ct);
+            var nemesis = Task.Run(() => NemesisAsync(serve, front, back, http, ct), ct);
             await nemesis;
+            await stop.CancelAsync();
             await Task.WhenAll(clients);
 
             // A last crash before checking: everything acknowledged must have been durable.
@@ -279,22 +279,17 @@ public sealed class FaultRun
 
     // ------------------------------------------------------------------ nemesis
 
-    private async Task NemesisAsync(ServeProcess serve, TcpProxy front, TcpProxy? back, HttpClient http, CancellationToken stop, CancellationToken ct)
+    private async Task NemesisAsync(ServeProcess serve, TcpProxy front, TcpProxy? back, HttpClient http, CancellationToken ct)
     {
         var random = new Random(_o.Seed);
         var faults = new List<string> { "fence-pause", "sigkill", "latency" };
         if (back is not null) faults.Add("db-outage");
         var n = 0;
-        while (!stop.IsCancellationRequested)
+        var clock = Stopwatch.StartNew();
+        // Runs for the duration and at least until every kind of fault was injected once, then stops the clients.
+        while (clock.Elapsed < _o.Duration || n < faults.Count)
         {
-            try
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(800 + random.Next(1200)), stop);
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
+            await Task.Delay(TimeSpan.FromMilliseconds(800 + random.Next(1200)), ct);
             // Every kind once first (so even a short run sees all), then at random.
             var fault = n < faults.Count ? faults[n] : faults[random.Next(faults.Count)];
             n++;

@@ -23,7 +23,7 @@ if (mode == "soak")
     }, cts.Token);
     var md = Reports.Soak(soak);
     Console.WriteLine(md);
-    if (report is not null) await File.WriteAllTextAsync(report, md, cts.Token);
+    if (report is not null) await File.WriteAllTextAsync(report, md, new UTF8Encoding(false), cts.Token);
     return soak.Passed ? 0 : 1;
 }
 
@@ -63,5 +63,5 @@ foreach (var backend in backends)
 }
 var text = Reports.Faults(results, skipped);
 Console.WriteLine(text);
-if (report is not null) await File.WriteAllTextAsync(report, text, Encoding.UTF8, cts.Token);
+if (report is not null) await File.WriteAllTextAsync(report, text, new UTF8Encoding(false), cts.Token);
 return results.All(r => r.Passed) ? 0 : 1;

@@ -37,8 +37,19 @@ public sealed partial class ServeProcess : IAsyncDisposable
         if (dataDirectory is not null) args.AddRange(["--data", dataDirectory]);
         args.AddRange(extra);
         var serve = new ServeProcess([.. args]);
-        await serve.RestartAsync(ct);
-        return serve;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await serve.RestartAsync(ct);
+                return serve;
+            }
+            catch (InvalidOperationException) when (attempt < 3)
+            {
+                // A busy machine can make the first database connection time out; the process exited, try again.
+                await Task.Delay(1000, ct);
+            }
+        }
     }
 
     /// <summary>Starts the process (again) on a fresh port and waits until <c>/readyz</c> answers.</summary>
