@@ -77,7 +77,7 @@ public static class ConcordServer
         builder.Services.AddSingleton(new Auth(options));
         builder.Services.AddSingleton(new WatchLimiter(options.MaxWatchers));
         builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton<ILockService>(sp => new StoreLockService(served, sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton<ILockService>(sp => new StoreLockService(served, sp.GetRequiredService<TimeProvider>()) { MaxWaitersPerLock = options.MaxLockWaitersPerKey });
         builder.Services.AddSingleton<IQueueService>(sp => new StoreQueueService(served, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
         builder.Services.AddSingleton<IStreamService>(_ => new StoreStreamService(served));
 
