@@ -6,11 +6,14 @@ using Concord.Benchmarks.Report;
 
 // dotnet run -c Release --project bench/Concord.Benchmarks -- [BenchmarkDotNet args]   micro-benchmarks (PointOpsBenchmarks)
 //                                                           -- load contention|durable|memory|all [--quick]   load figures
+//                                                           -- load backends [--md FILE]   PostgreSQL/Redis figures (scripts/bench-backends.sh)
+//                                                           -- report-backends LOAD.json OUT.md   re-renders docs/benchmarks-backends.md
 //                                                           -- report --load FILE --bdn DIR --out FILE   docs/benchmarks.md
 return args switch
 {
     ["load", .. var rest] => LoadCommand.Run(rest),
     ["report", .. var rest] => ReportCommand.Run(rest),
+    ["report-backends", var load, var output] => BackendsReport.Write(load, output),
     _ => RunBenchmarkDotNet(args),
 };
 
