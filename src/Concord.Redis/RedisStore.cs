@@ -100,10 +100,40 @@ public sealed class RedisStore : IConcordStore
         {
             throw new StoreUnavailableException($"Redis is unavailable: {e.Message}", e, isTransient: true);
         }
+        try
+        {
+            await CheckServerAsync(mux, options.Database).ConfigureAwait(false);
+        }
+        catch
+        {
+            if (owns) await mux.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         var store = new RedisStore(mux, owns, options);
         await mux.GetSubscriber().SubscribeAsync(store._channel, (_, _) => store.PulseChanged()).ConfigureAwait(false);
         store._sweeper = store._time.CreateTimer(static s => _ = ((RedisStore)s!).SweepAsync(), store, store._semantics.ExpirySweepInterval, store._semantics.ExpirySweepInterval);
         return store;
+    }
+
+    /// <summary>
+    /// Refuses servers the store cannot be correct on: Redis Cluster (a commit's script touches keys of many slots), and a
+    /// server that evicts keys under memory pressure (an evicted version, history entry or idempotency record silently
+    /// loses an acknowledged write).
+    /// </summary>
+    private static async Task CheckServerAsync(IConnectionMultiplexer mux, int database)
+    {
+        foreach (var server in mux.GetServers())
+        {
+            if (server.ServerType == ServerType.Cluster)
+                throw new StoreUnavailableException($"Redis Cluster is not supported ({server.EndPoint}): a commit is one script over keys of many hash slots; use a single Redis server (a primary, optionally with replicas)");
+        }
+        // INFO through a script: the client refuses INFO itself without admin mode.
+        var info = (string?)await Translate(() => mux.GetDatabase(database).ScriptEvaluateAsync("return redis.call('INFO', 'memory')")).ConfigureAwait(false) ?? "";
+        string Field(string name) => info.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith(name + ":", StringComparison.Ordinal))?[(name.Length + 1)..] ?? "";
+        var maxMemory = Field("maxmemory");
+        var policy = Field("maxmemory_policy");
+        if (maxMemory is not ("" or "0") && policy is not ("" or "noeviction"))
+            throw new StoreUnavailableException($"Redis evicts keys (maxmemory {maxMemory}, maxmemory-policy {policy}): an evicted version, history entry or idempotency record would silently lose acknowledged writes. Set maxmemory-policy noeviction (or maxmemory 0)");
     }
 
     // ------------------------------------------------------------------ key layout
