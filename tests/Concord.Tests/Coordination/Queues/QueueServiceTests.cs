@@ -425,12 +425,17 @@ public abstract class QueueServiceTests : StoreTestBase
 
 public sealed class MemoryQueueServiceTests : QueueServiceTests
 {
-    protected override bool Durable => false;
+    protected override TestBackend Backend => TestBackend.Memory;
+}
+
+public sealed class PostgresQueueServiceTests : QueueServiceTests
+{
+    protected override TestBackend Backend => TestBackend.Postgres;
 }
 
 public sealed class EmbeddedQueueServiceTests : QueueServiceTests
 {
-    protected override bool Durable => true;
+    protected override TestBackend Backend => TestBackend.Embedded;
 
     [Fact]
     public async Task Restart_TasksAndLeasesSurvive()

@@ -173,14 +173,21 @@ public abstract class StreamConcurrencyTests : StoreTestBase
 
 public sealed class MemoryStreamConcurrencyTests : StreamConcurrencyTests
 {
-    protected override bool Durable => false;
+    protected override TestBackend Backend => TestBackend.Memory;
 
     protected override int Rounds => 60;
 }
 
 public sealed class EmbeddedStreamConcurrencyTests : StreamConcurrencyTests
 {
-    protected override bool Durable => true;
+    protected override TestBackend Backend => TestBackend.Embedded;
 
     protected override int Rounds => 25;
+}
+
+public sealed class PostgresStreamConcurrencyTests : StreamConcurrencyTests
+{
+    protected override TestBackend Backend => TestBackend.Postgres;
+
+    protected override int Rounds => 10;
 }

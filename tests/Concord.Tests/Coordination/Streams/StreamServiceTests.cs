@@ -340,7 +340,7 @@ public abstract class StreamServiceTests : StoreTestBase
 
 public sealed class MemoryStreamServiceTests : StreamServiceTests
 {
-    protected override bool Durable => false;
+    protected override TestBackend Backend => TestBackend.Memory;
 
     [Fact]
     public async Task Subscribe_FromBeforeRetainedHistory_CatchesUpFromStoredEvents()
@@ -362,9 +362,14 @@ public sealed class MemoryStreamServiceTests : StreamServiceTests
     }
 }
 
+public sealed class PostgresStreamServiceTests : StreamServiceTests
+{
+    protected override TestBackend Backend => TestBackend.Postgres;
+}
+
 public sealed class EmbeddedStreamServiceTests : StreamServiceTests
 {
-    protected override bool Durable => true;
+    protected override TestBackend Backend => TestBackend.Embedded;
 
     [Fact]
     public async Task Subscribe_AfterRestartFromSnapshot_CatchesUpFromStoredEvents()
