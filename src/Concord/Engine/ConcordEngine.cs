@@ -159,7 +159,7 @@ public sealed class ConcordEngine : IConcordStore
             var after = request.After;
             while (true)
             {
-                var keys = state.KeysInRange(request.Prefix, after, request.Limit - records.Count);
+                var keys = state.KeysInRange(request.Prefix, after, request.Limit - records.Count, revision);
                 foreach (var key in keys)
                 {
                     if (state.Keys.TryGetValue(key, out var entry) && Visible(entry.At(revision), latest) is { } record) records.Add(record);
@@ -291,9 +291,10 @@ public sealed class ConcordEngine : IConcordStore
         foreach (var change in commit.Changes)
         {
             var record = change.Record;
-            state.GetOrAddEntry(record.Key).Prepend(record, oldest);
+            state.Install(record, oldest);
             if (record.ExpiresAt is { } expires) _expiries.Enqueue((state, record.Key, record.Version), expires.UtcTicks);
         }
+        state.PublishLive(commit.Revision, oldest);
         if (commit.Idempotency is { } idem)
         {
             state.Idempotency[idem.Key] = idem;
@@ -557,9 +558,10 @@ public sealed class ConcordEngine : IConcordStore
             var state = _namespaces.GetOrAdd(ns.Name, static n => new NamespaceState(n));
             foreach (var record in ns.Records)
             {
-                state.GetOrAddEntry(record.Key).Reset(record);
+                state.Reset(record);
                 if (record.ExpiresAt is { } expires && !record.IsDeleted) _expiries.Enqueue((state, record.Key, record.Version), expires.UtcTicks);
             }
+            state.PublishLive(image.Revision, image.Revision);
             foreach (var idem in ns.Idempotency)
             {
                 if (idem.ExpiresAt <= now) continue;
