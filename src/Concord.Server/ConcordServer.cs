@@ -1,4 +1,6 @@
 using Concord.Coordination.Locks;
+using Concord.Coordination.Queues;
+using Concord.Coordination.Streams;
 using Concord.Engine;
 using Concord.Server.Http;
 using Concord.Server.Mcp;
@@ -70,6 +72,8 @@ public static class ConcordServer
         builder.Services.AddSingleton(new WatchLimiter(options.MaxWatchers));
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ILockService>(sp => new StoreLockService(store, sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton<IQueueService>(sp => new StoreQueueService(store, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
+        builder.Services.AddSingleton<IStreamService>(sp => new StoreStreamService(store, new StreamServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
 
         var app = builder.Build();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Concord.Server");
@@ -95,6 +99,9 @@ public static class ConcordServer
         v1.MapStateApi();
         v1.MapWatchApi();
         v1.MapLocksApi();
+        v1.MapQueuesApi();
+        v1.MapStreamsApi();
+        v1.MapCrdtApi();
         app.MapConcordMcp();
         return app;
     }
