@@ -34,6 +34,7 @@ public sealed class HttpQueueService : IQueueService
     public async ValueTask<EnqueueResult> EnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new EnqueueOptions();
+        if (payload.ValueKind == JsonValueKind.Undefined) throw new InvalidRequestException("A task needs a payload (any JSON value)");
         var body = new EnqueueRequestDto
         {
             Payload = payload,

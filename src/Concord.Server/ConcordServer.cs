@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -70,10 +71,11 @@ public static class ConcordServer
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(new Auth(options));
         builder.Services.AddSingleton(new WatchLimiter(options.MaxWatchers));
-        builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton<ILockService>(sp => new StoreLockService(store, sp.GetRequiredService<TimeProvider>()));
-        builder.Services.AddSingleton<IQueueService>(sp => new StoreQueueService(store, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
-        builder.Services.AddSingleton<IStreamService>(sp => new StoreStreamService(store, new StreamServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
+        // TryAdd: a host (tests, an embedding application) may supply its own clock and services through configureBuilder.
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.TryAddSingleton<ILockService>(sp => new StoreLockService(store, sp.GetRequiredService<TimeProvider>()));
+        builder.Services.TryAddSingleton<IQueueService>(sp => new StoreQueueService(store, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
+        builder.Services.TryAddSingleton<IStreamService>(sp => new StoreStreamService(store, new StreamServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
 
         var app = builder.Build();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Concord.Server");
