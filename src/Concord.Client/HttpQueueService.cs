@@ -11,22 +11,18 @@ namespace Concord.Client;
 /// <see cref="IQueueService"/> over the Concord HTTP API (<c>/v1/ns/{ns}/queues/…</c>). Thread-safe.
 /// </summary>
 /// <remarks>
-/// <see cref="PrepareEnqueueAsync"/> and <see cref="PrepareAckAsync"/> return operations on the queue's reserved
-/// <c>_sys/</c> keys for the caller's own transaction: committing them over HTTP needs an API key with admin rights.
+/// <see cref="PrepareEnqueueAsync"/> and <see cref="PrepareAckAsync"/> are prepared by the server and return operations on
+/// the queue's reserved <c>_sys/</c> keys for the caller's own transaction: committing them over HTTP needs an API key
+/// with admin rights.
 /// Mutations are retried on transient failures only where a retry cannot apply twice (acks and nacks are idempotent per
 /// receipt; enqueues with a dedup id).
 /// </remarks>
 public sealed class HttpQueueService : IQueueService
 {
     private readonly ConcordHttpStore _http;
-    private readonly StoreQueueService _prepare;
 
     /// <summary>Creates the client. The service does not dispose <paramref name="http"/>.</summary>
-    public HttpQueueService(HttpClient http, ConcordClientOptions? options = null)
-    {
-        _http = new ConcordHttpStore(http, options);
-        _prepare = new StoreQueueService(_http, new QueueServiceOptions { TimeProvider = (options ?? new ConcordClientOptions()).TimeProvider });
-    }
+    public HttpQueueService(HttpClient http, ConcordClientOptions? options = null) => _http = new ConcordHttpStore(http, options);
 
     private static string Url(string ns, string queue, string rest = "") => $"v1/ns/{Uri.EscapeDataString(ns)}/queues/{Uri.EscapeDataString(queue)}{rest}";
 
@@ -48,8 +44,25 @@ public sealed class HttpQueueService : IQueueService
     }
 
     /// <inheritdoc />
-    public ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default) =>
-        _prepare.PrepareEnqueueAsync(ns, queue, payload, options, cancellationToken);
+    public async ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new EnqueueOptions();
+        if (payload.ValueKind == JsonValueKind.Undefined) throw new InvalidRequestException("A task needs a payload (any JSON value)");
+        var body = new EnqueueRequestDto
+        {
+            Payload = payload,
+            DedupId = options.DedupId,
+            Group = options.Group,
+            DelayMs = (long)options.Delay.TotalMilliseconds,
+            Priority = options.Priority,
+            MaxAttempts = options.MaxAttempts,
+        };
+        // Prepared by the server, with its clock (visibility and dedup windows must not depend on the client's clock).
+        var dto = await PostAsync<PreparedOpsDto>(Url(ns, queue, "/prepare/enqueue"), body, options.Agent, retryable: true, cancellationToken).ConfigureAwait(false);
+        return new PreparedEnqueue(dto.TaskId!, FromDto(dto.Ops));
+    }
+
+    private static IReadOnlyList<TxnOp> FromDto(List<TxnOpDto> ops) => WireMapper.FromDto(new TxnRequestDto { Then = ops }).Then;
 
     /// <inheritdoc />
     public async ValueTask<LeaseResult> LeaseAsync(string ns, string queue, string consumer, TimeSpan visibilityTimeout, TimeSpan wait = default, CancellationToken cancellationToken = default)
@@ -89,7 +102,13 @@ public sealed class HttpQueueService : IQueueService
     }
 
     /// <inheritdoc />
-    public ValueTask<PreparedQueueOps> PrepareAckAsync(QueueLease lease, CancellationToken cancellationToken = default) => _prepare.PrepareAckAsync(lease, cancellationToken);
+    public async ValueTask<PreparedQueueOps> PrepareAckAsync(QueueLease lease, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        var body = new ReceiptRequestDto { TaskId = lease.TaskId, Receipt = lease.Receipt, Consumer = lease.Consumer };
+        var dto = await PostAsync<PreparedOpsDto>(Url(lease.Namespace, lease.Queue, "/prepare/ack"), body, lease.Consumer, retryable: true, cancellationToken).ConfigureAwait(false);
+        return new PreparedQueueOps(FromDto(dto.Ops), dto.Stale, dto.Message);
+    }
 
     /// <inheritdoc />
     public async ValueTask<NackResult> NackAsync(QueueLease lease, string? reason = null, TimeSpan delay = default, CancellationToken cancellationToken = default)

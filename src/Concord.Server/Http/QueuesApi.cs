@@ -24,6 +24,8 @@ internal static class QueuesApi
         queues.MapGet("/tasks/{taskId}", GetTaskAsync).WithName("GetTask");
         queues.MapPost("/lease", LeaseAsync).WithName("LeaseTask");
         queues.MapPost("/ack", AckAsync).WithName("AckTask");
+        queues.MapPost("/prepare/enqueue", PrepareEnqueueAsync).WithName("PrepareEnqueue");
+        queues.MapPost("/prepare/ack", PrepareAckAsync).WithName("PrepareAck");
         queues.MapPost("/nack", NackAsync).WithName("NackTask");
         queues.MapPost("/extend", ExtendAsync).WithName("ExtendLease");
         queues.MapPost("/reclaim", ReclaimAsync).WithName("ReclaimExpired");
@@ -54,6 +56,34 @@ internal static class QueuesApi
             Agent = HttpIo.Agent(http.Request, caller),
         }, ct);
         return Results.Json(result, WireJson.Options, statusCode: result.IsEnqueued ? 201 : 200);
+    }
+
+    /// <summary>The operations of an enqueue, for the caller's own transaction (prepared with the server's clock).</summary>
+    private static async Task<IResult> PrepareEnqueueAsync(HttpContext http, string ns, string queue, IQueueService queues, Auth auth, ConcordServerOptions options, CancellationToken ct)
+    {
+        if (auth.Check(http, ns, ApiRights.Write, out var caller) is { } denied) return denied;
+        using var doc = await HttpIo.ReadJsonAsync(http.Request, options.MaxRequestBodyBytes, ct);
+        var body = HttpIo.Deserialize<EnqueueRequestDto>(doc, "Enqueue request");
+        if (body.Payload is not { } payload) throw new HttpIo.BadInputException(400, "invalid-request", "'payload' is required");
+        var prepared = await queues.PrepareEnqueueAsync(ns, queue, payload, new EnqueueOptions
+        {
+            DedupId = body.DedupId,
+            Group = body.Group,
+            Delay = Milliseconds(body.DelayMs, "delayMs"),
+            Priority = body.Priority,
+            MaxAttempts = body.MaxAttempts,
+            Agent = HttpIo.Agent(http.Request, caller),
+        }, ct);
+        return Results.Json(new PreparedOpsDto(prepared.TaskId, WireMapper.ToDto(new TxnRequest { Then = prepared.Ops }).Then, false, null), WireJson.Options);
+    }
+
+    /// <summary>The operations that ack a lease, for the caller's own transaction.</summary>
+    private static async Task<IResult> PrepareAckAsync(HttpContext http, string ns, string queue, IQueueService queues, Auth auth, ConcordServerOptions options, CancellationToken ct)
+    {
+        if (auth.Check(http, ns, ApiRights.Write, out var caller) is { } denied) return denied;
+        var (_, lease) = await ReadReceiptAsync(http, ns, queue, caller, options, ct);
+        var prepared = await queues.PrepareAckAsync(lease, ct);
+        return Results.Json(new PreparedOpsDto(lease.TaskId, WireMapper.ToDto(new TxnRequest { Then = prepared.Ops }).Then, prepared.IsStale, prepared.Message), WireJson.Options);
     }
 
     private static async Task<IResult> GetTaskAsync(HttpContext http, string ns, string queue, string taskId, IQueueService queues, Auth auth, CancellationToken ct)

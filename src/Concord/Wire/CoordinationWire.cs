@@ -66,6 +66,15 @@ public sealed record AckResponseDto(long Revision, bool Replayed);
 /// <param name="Revision">Commit revision.</param>
 public sealed record ExtendResponseDto(DateTimeOffset Deadline, long Revision);
 
+/// <summary>
+/// Operations prepared by the server for the caller's own transaction (<c>…/prepare/enqueue</c>, <c>…/prepare/ack</c>).
+/// </summary>
+/// <param name="TaskId">The task the operations create (prepared enqueue) or complete (prepared ack).</param>
+/// <param name="Ops">The operations, in order.</param>
+/// <param name="Stale">Prepared ack only: the receipt is no longer current (no operations).</param>
+/// <param name="Message">Why it is stale.</param>
+public sealed record PreparedOpsDto(string? TaskId, List<TxnOpDto> Ops, bool Stale, string? Message);
+
 /// <summary>An event to append, on the wire.</summary>
 public sealed record EventDataDto
 {
