@@ -57,6 +57,9 @@ public abstract class StoreTestBase : IAsyncLifetime
 
     protected IConcordStore Store { get; private set; } = null!;
 
+    /// <summary>What a client of the backend uses: <see cref="Store"/>, or on <see cref="TestBackend.Http"/> the HTTP client store.</summary>
+    protected IConcordStore ClientStore => _http is null ? Store : new ConcordHttpStore(_http.Client, _http.ClientOptions);
+
     /// <summary>The clock given to the engine and the services; real time when <see cref="UseRealTime"/>.</summary>
     protected TimeProvider Clock => UseRealTime ? TimeProvider.System : Time;
 
