@@ -292,7 +292,7 @@ public sealed class StoreStreamService : IStreamService
         {
             var record = await service._store.GetAsync(ns, StreamKeys.Event(stream, version), null, cancellationToken).ConfigureAwait(false)
                 ?? throw new InvalidRequestException($"Event {version} of stream '{stream}' is missing; keys under {StreamKeys.Root} are reserved");
-            return EventDoc.ToRecorded(record).Position;
+            return new StreamPosition(record.Revision, EventDoc.IndexOf(record));
         }
 
         public async ValueTask<bool> MoveNextAsync(CancellationToken cancellationToken)
