@@ -15,7 +15,8 @@ namespace Concord.Client;
 /// the queue's reserved <c>_sys/</c> keys for the caller's own transaction: committing them over HTTP needs an API key
 /// with admin rights.
 /// Mutations are retried on transient failures only where a retry cannot apply twice (acks and nacks are idempotent per
-/// receipt; enqueues with a dedup id).
+/// receipt; enqueues with a dedup id). A lease wait holds one request open; the server caps it at 60 seconds, so a
+/// longer wait may return empty after 60 seconds (call again).
 /// </remarks>
 public sealed class HttpQueueService : IQueueService
 {
