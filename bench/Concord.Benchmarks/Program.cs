@@ -1,16 +1,19 @@
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Exporters.Json;
 using BenchmarkDotNet.Running;
+using Concord.Benchmarks;
 using Concord.Benchmarks.Load;
 using Concord.Benchmarks.Report;
 
 // dotnet run -c Release --project bench/Concord.Benchmarks -- [BenchmarkDotNet args]   micro-benchmarks (PointOpsBenchmarks)
 //                                                           -- load contention|durable|memory|all [--quick]   load figures
 //                                                           -- report --load FILE --bdn DIR --out FILE   docs/benchmarks.md
+//                                                           -- spin get|put|patch [--seconds N] [--retain N]   a loop to profile
 return args switch
 {
     ["load", .. var rest] => LoadCommand.Run(rest),
     ["report", .. var rest] => ReportCommand.Run(rest),
+    ["spin", .. var rest] => SpinCommand.Run(rest),
     _ => RunBenchmarkDotNet(args),
 };
 

@@ -23,7 +23,7 @@ internal sealed class NotifyingQueueService(IQueueService inner, AgentRuntime ru
         return result;
     }
 
-    // The caller commits the prepared operations itself, so no wake-up here: idle workers find the task on their next look.
+    // The caller commits these operations in its own transaction, so there is nothing to notify yet.
     public ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default) =>
         inner.PrepareEnqueueAsync(ns, queue, payload, options, cancellationToken);
 
