@@ -321,6 +321,8 @@ public sealed class ConcordHttpStore : IConcordStore
         if (options.Agent is not null) m.Headers.TryAddWithoutValidation("Concord-Agent", EncodeHeader(options.Agent));
         if (options.LogicalOperation is not null) m.Headers.TryAddWithoutValidation("Concord-Logical-Operation", EncodeHeader(options.LogicalOperation));
         if (options.Ttl is { } ttl) m.Headers.TryAddWithoutValidation("Concord-Ttl", ttl.TotalSeconds.ToString("R", CultureInfo.InvariantCulture));
+        if (options.Context is { } context) m.Headers.TryAddWithoutValidation("Concord-Context", EncodeHeader(context.ToString()));
+        if (options.AllowSiblings) m.Headers.TryAddWithoutValidation("Concord-Allow-Siblings", "true");
     }
 
     /// <summary>
@@ -328,7 +330,7 @@ public sealed class ConcordHttpStore : IConcordStore
     /// retried: reads, and mutations carrying an idempotency key (the same key on every attempt, so a write whose reply
     /// was lost is replayed, not applied twice).
     /// </summary>
-    private async Task<HttpResponseMessage> SendAsync(Func<HttpRequestMessage> build, CancellationToken cancellationToken, bool retryable = true)
+    internal async Task<HttpResponseMessage> SendAsync(Func<HttpRequestMessage> build, CancellationToken cancellationToken, bool retryable = true)
     {
         var delay = _options.RetryDelay;
         for (var attempt = 1; ; attempt++)
@@ -361,9 +363,9 @@ public sealed class ConcordHttpStore : IConcordStore
     private static long HeaderLong(HttpResponseMessage response, string name) =>
         response.Headers.TryGetValues(name, out var values) && long.TryParse(values.FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 0;
 
-    private sealed record Problem(string? Code, string? Detail, ConflictKind? Conflict, RecordDto? Current, long? Revision, JsonElement Root);
+    internal sealed record Problem(string? Code, string? Detail, ConflictKind? Conflict, RecordDto? Current, long? Revision, JsonElement Root);
 
-    private static async Task<Problem?> ReadProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    internal static async Task<Problem?> ReadProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
         if (string.IsNullOrWhiteSpace(text)) return null;
@@ -388,14 +390,14 @@ public sealed class ConcordHttpStore : IConcordStore
     private static async Task<string?> ProblemCodeAsync(HttpResponseMessage response, CancellationToken cancellationToken) =>
         (await ReadProblemAsync(response, cancellationToken).ConfigureAwait(false))?.Code;
 
-    private static async Task ThrowIfErrorAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    internal static async Task ThrowIfErrorAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         if (response.IsSuccessStatusCode) return;
         throw ToException(response.StatusCode, await ReadProblemAsync(response, cancellationToken).ConfigureAwait(false));
     }
 
     /// <summary>Turns a problem+json response back into the exception the embedded engine would have thrown.</summary>
-    private static ConcordException ToException(HttpStatusCode status, Problem? problem)
+    internal static ConcordException ToException(HttpStatusCode status, Problem? problem)
     {
         var detail = problem?.Detail ?? $"HTTP {(int)status}";
         return problem?.Code switch
@@ -410,6 +412,7 @@ public sealed class ConcordHttpStore : IConcordStore
             "revision-compacted" => new RevisionCompactedException(Number("requested"), Number("compactedRevision")),
             "unknown-revision" => new UnknownRevisionException(Number("requested"), Number("current")),
             "watch-overflow" => new WatchOverflowException(Number("resumeRevision")),
+            "crdt-type-mismatch" => new CrdtTypeMismatchException(Text("key"), Text("expected") ?? "?", Text("actual") ?? "?"),
             "store-unavailable" or "not-ready" => new StoreUnavailableException(detail, null, isTransient: true),
             // Any other 400 is input the server refused (malformed header, body or parameter).
             _ when status == HttpStatusCode.BadRequest => new InvalidRequestException(detail),

@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -76,10 +77,11 @@ public static class ConcordServer
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(new Auth(options));
         builder.Services.AddSingleton(new WatchLimiter(options.MaxWatchers));
-        builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton<ILockService>(sp => new StoreLockService(served, sp.GetRequiredService<TimeProvider>()) { MaxWaitersPerLock = options.MaxLockWaitersPerKey });
-        builder.Services.AddSingleton<IQueueService>(sp => new StoreQueueService(served, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
-        builder.Services.AddSingleton<IStreamService>(_ => new StoreStreamService(served));
+        // TryAdd: a host (tests, an embedding application) may supply its own clock and services through configureBuilder.
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.TryAddSingleton<ILockService>(sp => new StoreLockService(served, sp.GetRequiredService<TimeProvider>()) { MaxWaitersPerLock = options.MaxLockWaitersPerKey });
+        builder.Services.TryAddSingleton<IQueueService>(sp => new StoreQueueService(served, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
+        builder.Services.TryAddSingleton<IStreamService>(sp => new StoreStreamService(served, new StreamServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
 
         var app = builder.Build();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Concord.Server");
@@ -105,6 +107,9 @@ public static class ConcordServer
         v1.MapStateApi();
         v1.MapWatchApi();
         v1.MapLocksApi();
+        v1.MapQueuesApi();
+        v1.MapStreamsApi();
+        v1.MapCrdtApi();
         app.MapConcordMcp();
         app.MapConcordDashboard();
         return app;

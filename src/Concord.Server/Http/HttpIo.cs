@@ -95,6 +95,36 @@ internal static class HttpIo
         return version;
     }
 
+    /// <summary>Request header: the causal context the writer read (<c>actor:counter,…</c>, as sent in responses).</summary>
+    public const string ContextHeader = "Concord-Context";
+
+    /// <summary>Request header: <c>true</c> opts the key into siblings (<see cref="WriteOptions.AllowSiblings"/>).</summary>
+    public const string AllowSiblingsHeader = "Concord-Allow-Siblings";
+
+    /// <summary>The causal context of a single-key write, or null when the request carries none.</summary>
+    public static VersionVector? ReadContext(HttpRequest request)
+    {
+        if (request.Headers[ContextHeader].Count == 0) return null;
+        var text = HeaderText(request, ContextHeader);
+        try
+        {
+            return VersionVector.Parse(text);
+        }
+        catch (InvalidRequestException e)
+        {
+            throw new BadInputException(400, "invalid-context", $"{ContextHeader} must be 'ACTOR:COUNTER,…' as sent by this server: {e.Message}");
+        }
+    }
+
+    public static bool ReadAllowSiblings(HttpRequest request)
+    {
+        var value = request.Headers[AllowSiblingsHeader].ToString();
+        if (value.Length == 0) return false;
+        return bool.TryParse(value, out var allow)
+            ? allow
+            : throw new BadInputException(400, "invalid-request", $"{AllowSiblingsHeader} must be 'true' or 'false'");
+    }
+
     public static TimeSpan? ReadTtl(HttpRequest request)
     {
         var ttl = request.Headers["Concord-Ttl"].ToString();
@@ -136,6 +166,7 @@ internal static class HttpIo
         response.Headers["Concord-Revision"] = revision.ToString(CultureInfo.InvariantCulture);
         response.Headers["Concord-Mod-Revision"] = record.Revision.ToString(CultureInfo.InvariantCulture);
         if (record.Writer is not null) response.Headers["Concord-Writer"] = EncodeHeader(record.Writer);
+        if (record.Causal is { } causal) response.Headers[ContextHeader] = EncodeHeader(causal.Context.ToString());
     }
 
     /// <summary>

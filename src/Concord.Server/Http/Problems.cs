@@ -22,6 +22,7 @@ internal static class Problems
         RevisionCompactedException c => Create(410, e.Code, "Revision compacted", e.Message, new Dictionary<string, object?> { ["requested"] = c.Requested, ["compactedRevision"] = c.CompactedRevision }),
         UnknownRevisionException u => Create(400, e.Code, "Unknown revision", e.Message, new Dictionary<string, object?> { ["requested"] = u.Requested, ["current"] = u.Current }),
         WatchOverflowException w => Create(503, e.Code, "Watch overflow", e.Message, new Dictionary<string, object?> { ["resumeRevision"] = w.ResumeRevision }),
+        CrdtTypeMismatchException m => Create(409, e.Code, "CRDT type mismatch", e.Message, new Dictionary<string, object?> { ["key"] = m.Key, ["expected"] = m.Expected, ["actual"] = m.Actual }),
         StoreUnavailableException => Create(503, e.Code, "Store unavailable", e.Message),
         _ => Create(500, e.Code, "Error", e.Message),
     };

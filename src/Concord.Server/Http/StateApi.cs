@@ -111,7 +111,7 @@ internal static class StateApi
         var needed = ops.All(o => o.Kind == TxnOpKind.Get) ? ApiRights.Read
             : ops.Any(o => o.Kind != TxnOpKind.Get && o.Key.StartsWith(Reserved, StringComparison.Ordinal)) ? ApiRights.Admin : ApiRights.Write;
         if (!Auth.Permits(caller, ns, needed)) return Auth.Forbidden(ns, needed);
-        var result = await store.TransactAsync(ns, request, WriteOptionsFor(http.Request, caller) with { Expect = default, Ttl = null }, ct);
+        var result = await store.TransactAsync(ns, request, WriteOptionsFor(http.Request, caller) with { Expect = default, Ttl = null, Context = null, AllowSiblings = false }, ct);
         http.Response.Headers["Concord-Revision"] = result.Revision.ToString(CultureInfo.InvariantCulture);
         if (result.Replayed) http.Response.Headers[HttpIo.ReplayedHeader] = "true";
         return Results.Json(WireMapper.ToDto(result), WireJson.Options);
@@ -124,6 +124,8 @@ internal static class StateApi
         Agent = HttpIo.Agent(request, caller),
         Ttl = HttpIo.ReadTtl(request),
         LogicalOperation = HttpIo.ReadLogicalOperation(request),
+        Context = HttpIo.ReadContext(request),
+        AllowSiblings = HttpIo.ReadAllowSiblings(request),
     };
 
     private static IResult WriteResponse(HttpContext http, string ns, WriteResult result)

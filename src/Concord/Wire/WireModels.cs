@@ -43,6 +43,8 @@ public sealed record RecordDto
     public DateTimeOffset? ExpiresAt { get; init; }
     /// <summary>True for tombstones.</summary>
     public bool Deleted { get; init; }
+    /// <summary>Causal stamp (dot, context, concurrent/siblings flags); absent for versions without one.</summary>
+    public CausalStamp? Causal { get; init; }
 
     /// <summary>From a record.</summary>
     public static RecordDto? From(ConcordRecord? r) => r is null ? null : new()
@@ -56,10 +58,14 @@ public sealed record RecordDto
         CommittedAt = r.CommittedAt,
         ExpiresAt = r.ExpiresAt,
         Deleted = r.IsDeleted,
+        Causal = r.Causal,
     };
 
     /// <summary>To a record. A live record whose value reads back as null holds the JSON literal <c>null</c>.</summary>
-    public ConcordRecord ToRecord() => new(Key, Deleted ? default : Value ?? JsonNull, Version, Revision, CreateRevision, Writer, CommittedAt, ExpiresAt, Deleted);
+    public ConcordRecord ToRecord() => new(Key, Deleted ? default : Value ?? JsonNull, Version, Revision, CreateRevision, Writer, CommittedAt, ExpiresAt, Deleted)
+    {
+        Causal = Causal,
+    };
 
     private static readonly JsonElement JsonNull = JsonDocument.Parse("null").RootElement.Clone();
 }
@@ -131,11 +137,11 @@ public sealed record CompareDto
 /// <summary>A transaction operation on the wire.</summary>
 public sealed record TxnOpDto
 {
-    /// <summary>get | put | delete | patch.</summary>
+    /// <summary>get | put | delete | patch | merge.</summary>
     public TxnOpKind Kind { get; init; }
     /// <summary>Key.</summary>
     public required string Key { get; init; }
-    /// <summary>Value for put.</summary>
+    /// <summary>Value for put; the CRDT delta (a <c>{"$crdt":…}</c> envelope) for merge.</summary>
     public JsonElement? Value { get; init; }
     /// <summary>JSON Patch array for patch.</summary>
     public JsonArray? Patch { get; init; }
@@ -143,6 +149,11 @@ public sealed record TxnOpDto
     public ExpectationDto? Expect { get; init; }
     /// <summary>TTL in milliseconds.</summary>
     public long? TtlMs { get; init; }
+    /// <summary>The causal context the writer read for this key, e.g. <c>{"n1":4}</c> (see <see cref="TxnOp.Context"/>).</summary>
+    public VersionVector? Context { get; init; }
+    /// <summary>Opt the key into siblings (see <see cref="TxnOp.AllowSiblings"/>); false is omitted.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool AllowSiblings { get; init; }
 }
 
 /// <summary>A transaction request on the wire.</summary>
@@ -203,6 +214,8 @@ public static class WireMapper
         Patch = op.Patch?.ToJson(),
         Expect = ExpectationDto.From(op.Expect),
         TtlMs = op.Ttl is { } t ? (long)t.TotalMilliseconds : null,
+        Context = op.Context,
+        AllowSiblings = op.AllowSiblings,
     };
 
     /// <summary>Wire → request. Throws <see cref="InvalidRequestException"/> / <see cref="InvalidPatchException"/> on malformed input.</summary>
@@ -218,8 +231,13 @@ public static class WireMapper
         if (op.Key is null) throw new InvalidRequestException("every operation needs a key");
         if (op.Kind == TxnOpKind.Put && op.Value is null) throw new InvalidRequestException($"put of '{op.Key}' needs a value");
         if (op.Kind == TxnOpKind.Patch && op.Patch is null) throw new InvalidRequestException($"patch of '{op.Key}' needs a patch array");
+        if (op.Kind == TxnOpKind.Merge && op.Value is null) throw new InvalidRequestException($"merge into '{op.Key}' needs a value (the CRDT delta)");
         return new TxnOp(op.Kind, op.Key, op.Value ?? default, op.Patch is null ? null : JsonPatch.FromJson(op.Patch),
-            op.Expect?.ToExpectation() ?? default, op.TtlMs is { } ms ? TimeSpan.FromMilliseconds(ms) : null);
+            op.Expect?.ToExpectation() ?? default, op.TtlMs is { } ms ? TimeSpan.FromMilliseconds(ms) : null)
+        {
+            Context = op.Context,
+            AllowSiblings = op.AllowSiblings,
+        };
     }
 
     /// <summary>Result → wire.</summary>

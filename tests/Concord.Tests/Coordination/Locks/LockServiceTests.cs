@@ -1,28 +1,21 @@
-using System.Text.Json;
 using Concord.Coordination.Locks;
-using Concord.Engine;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Concord.Tests.Coordination.Locks;
 
-public sealed class LockServiceTests : IAsyncLifetime
+/// <summary>Functional tests of <see cref="StoreLockService"/> under virtual time, run on every backend.</summary>
+public abstract class LockServiceTests : StoreTestBase
 {
     private const string Ns = "locks";
-    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
-    private ConcordEngine _store = null!;
+    private IConcordStore _store = null!;
     private StoreLockService _locks = null!;
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    public ValueTask InitializeAsync()
+    protected override ValueTask OnStoreOpenedAsync()
     {
-        _store = ConcordEngine.CreateInMemory(new ConcordEngineOptions { TimeProvider = _time, StrictMode = true });
-        _locks = new StoreLockService(_store, _time);
+        // Over HTTP both the lock service and the data writes go through the HTTP client: fences are checked by the server.
+        _store = ClientStore;
+        _locks = new StoreLockService(_store, Clock);
         return ValueTask.CompletedTask;
     }
-
-    public ValueTask DisposeAsync() => _store.DisposeAsync();
-
-    private static JsonElement J(string json) => JsonDocument.Parse(json).RootElement.Clone();
 
     private LockRequest For(string owner, TimeSpan? ttl = null, TimeSpan? wait = null, LockMode mode = LockMode.Exclusive) =>
         new() { Owner = owner, Ttl = ttl ?? TimeSpan.FromSeconds(10), Wait = wait ?? TimeSpan.Zero, Mode = mode };
@@ -56,7 +49,7 @@ public sealed class LockServiceTests : IAsyncLifetime
 
         var a = (await _locks.AcquireAsync(Ns, "file-lock", For("a", ttl: TimeSpan.FromSeconds(5)), Ct)).Lease!;
         // A pauses (GC, LLM call) past its lease.
-        _time.Advance(TimeSpan.FromSeconds(6));
+        Time.Advance(TimeSpan.FromSeconds(6));
         Assert.True(a.IsLost);
         var b = (await _locks.AcquireAsync(Ns, "file-lock", For("b"), Ct)).Lease!;
         Assert.True(b.Token > a.Token);
@@ -84,7 +77,7 @@ public sealed class LockServiceTests : IAsyncLifetime
     public async Task Fence_InsideTransaction_StaleTokenAbortsEverything()
     {
         var a = (await _locks.AcquireAsync(Ns, "l", For("a", ttl: TimeSpan.FromSeconds(1)), Ct)).Lease!;
-        _time.Advance(TimeSpan.FromSeconds(2));
+        Time.Advance(TimeSpan.FromSeconds(2));
         await _locks.AcquireAsync(Ns, "l", For("b"), Ct);
         var txn = await _store.TransactAsync(Ns, new TxnRequest
         {
@@ -125,7 +118,7 @@ public sealed class LockServiceTests : IAsyncLifetime
         var waiting = _locks.AcquireAsync(Ns, "e", For("b", wait: TimeSpan.FromSeconds(30)), Ct).AsTask();
         await WaitUntilAsync(async () => (await _locks.ListAsync(Ns, Ct)).Single().Waiters.Count == 1);
         Assert.False(waiting.IsCompleted);
-        _time.Advance(TimeSpan.FromSeconds(4));
+        Time.Advance(TimeSpan.FromSeconds(4));
         var result = await waiting.WaitAsync(TimeSpan.FromSeconds(20), Ct);
         Assert.True(result.IsAcquired);
         Assert.Equal(2, result.Lease!.Token);
@@ -137,7 +130,7 @@ public sealed class LockServiceTests : IAsyncLifetime
         await _locks.AcquireAsync(Ns, "t", For("a", ttl: TimeSpan.FromMinutes(5)), Ct);
         var waiting = _locks.AcquireAsync(Ns, "t", For("b", wait: TimeSpan.FromSeconds(5)), Ct).AsTask();
         await WaitUntilAsync(async () => (await _locks.ListAsync(Ns, Ct)).Single().Waiters.Count == 1);
-        _time.Advance(TimeSpan.FromSeconds(6));
+        Time.Advance(TimeSpan.FromSeconds(6));
         var result = await waiting.WaitAsync(TimeSpan.FromSeconds(20), Ct);
         Assert.Equal(LockStatus.Timeout, result.Status);
         Assert.Empty((await _locks.ListAsync(Ns, Ct)).Single().Waiters);
@@ -163,7 +156,7 @@ public sealed class LockServiceTests : IAsyncLifetime
         var bHoldsY = (await _locks.AcquireAsync(Ns, "y", For("b", ttl: TimeSpan.FromMinutes(5)), Ct)).Lease!;
         var aWaitsY = _locks.AcquireAsync(Ns, "y", For("a", wait: TimeSpan.FromMinutes(1)), Ct).AsTask();
         await WaitUntilAsync(async () => (await _locks.ListAsync(Ns, Ct)).Single(l => l.Name == "y").Waiters.Count == 1);
-        _time.Advance(TimeSpan.FromSeconds(1));
+        Time.Advance(TimeSpan.FromSeconds(1));
         var bWaitsX = await _locks.AcquireAsync(Ns, "x", For("b", wait: TimeSpan.FromMinutes(1)), Ct);
         Assert.Equal(LockStatus.Deadlock, bWaitsX.Status);
         Assert.Contains("cycle", bWaitsX.Message);
@@ -210,11 +203,11 @@ public sealed class LockServiceTests : IAsyncLifetime
     public async Task Renew_ExtendsLease_LostAfterExpiryCannotRenew()
     {
         var lease = (await _locks.AcquireAsync(Ns, "r", For("a", ttl: TimeSpan.FromSeconds(5)), Ct)).Lease!;
-        _time.Advance(TimeSpan.FromSeconds(4));
+        Time.Advance(TimeSpan.FromSeconds(4));
         Assert.True(await lease.RenewAsync(TimeSpan.FromSeconds(5), Ct));
-        _time.Advance(TimeSpan.FromSeconds(4));
+        Time.Advance(TimeSpan.FromSeconds(4));
         Assert.False(lease.IsLost);
-        _time.Advance(TimeSpan.FromSeconds(2));
+        Time.Advance(TimeSpan.FromSeconds(2));
         Assert.True(lease.IsLost);
         Assert.True(lease.Lost.IsCancellationRequested);
         Assert.False(await lease.RenewAsync(null, Ct));
@@ -257,4 +250,29 @@ public sealed class LockServiceTests : IAsyncLifetime
         }
         Assert.Fail("condition not reached");
     }
+}
+
+public sealed class MemoryLockServiceTests : LockServiceTests
+{
+    protected override TestBackend Backend => TestBackend.Memory;
+}
+
+public sealed class EmbeddedLockServiceTests : LockServiceTests
+{
+    protected override TestBackend Backend => TestBackend.Embedded;
+}
+
+public sealed class PostgresLockServiceTests : LockServiceTests
+{
+    protected override TestBackend Backend => TestBackend.Postgres;
+}
+
+public sealed class RedisLockServiceTests : LockServiceTests
+{
+    protected override TestBackend Backend => TestBackend.Redis;
+}
+
+public sealed class HttpLockServiceTests : LockServiceTests
+{
+    protected override TestBackend Backend => TestBackend.Http;
 }

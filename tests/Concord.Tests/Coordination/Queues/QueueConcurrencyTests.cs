@@ -26,7 +26,7 @@ public abstract class QueueConcurrencyTests : StoreTestBase
     [Fact]
     public async Task CrashingConsumers_EveryEffectExactlyOnce_GroupsNeverOverlapAndRunFifo()
     {
-        var service = new StoreQueueService(Store, new QueueServiceOptions { TimeProvider = TimeProvider.System, DefaultMaxAttempts = 10_000 });
+        var service = CreateQueueService(new QueueServiceOptions { TimeProvider = TimeProvider.System, DefaultMaxAttempts = 10_000 });
         // Safety net only (a hang would otherwise block the run); the assertions below do not depend on timing.
         using var safety = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         safety.CancelAfter(TimeSpan.FromSeconds(90));
@@ -161,7 +161,7 @@ public abstract class QueueConcurrencyTests : StoreTestBase
     [Fact]
     public async Task ConcurrentEnqueues_SameDedupId_ExactlyOneTask()
     {
-        var service = new StoreQueueService(Store, new QueueServiceOptions { TimeProvider = TimeProvider.System });
+        var service = CreateQueueService(new QueueServiceOptions { TimeProvider = TimeProvider.System });
         var results = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Task.Run(async () =>
             await service.EnqueueAsync(Ns, Queue, J(new { i }), new EnqueueOptions { DedupId = "once", Group = i % 2 == 0 ? "g" : null }, Ct))));
         Assert.Single(results, r => r.IsEnqueued);
@@ -172,7 +172,7 @@ public abstract class QueueConcurrencyTests : StoreTestBase
     [Fact]
     public async Task ConcurrentConsumers_OneTask_LeasedByExactlyOne()
     {
-        var service = new StoreQueueService(Store, new QueueServiceOptions { TimeProvider = TimeProvider.System });
+        var service = CreateQueueService(new QueueServiceOptions { TimeProvider = TimeProvider.System });
         for (var round = 0; round < 20; round++)
         {
             await service.EnqueueAsync(Ns, Queue, J(new { round }), null, Ct);
@@ -203,4 +203,18 @@ public sealed class PostgresQueueConcurrencyTests : QueueConcurrencyTests
     protected override TestBackend Backend => TestBackend.Postgres;
 
     protected override int TaskCount => 60;
+}
+
+public sealed class RedisQueueConcurrencyTests : QueueConcurrencyTests
+{
+    protected override TestBackend Backend => TestBackend.Redis;
+
+    protected override int TaskCount => 60;
+}
+
+public sealed class HttpQueueConcurrencyTests : QueueConcurrencyTests
+{
+    protected override TestBackend Backend => TestBackend.Http;
+
+    protected override int TaskCount => 80;
 }

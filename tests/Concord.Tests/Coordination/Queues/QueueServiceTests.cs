@@ -8,11 +8,11 @@ public abstract class QueueServiceTests : StoreTestBase
     protected const string Ns = "q";
     private static readonly TimeSpan Vis = TimeSpan.FromSeconds(30);
 
-    protected StoreQueueService Queues { get; private set; } = null!;
+    protected IQueueService Queues { get; private set; } = null!;
 
     protected override ValueTask OnStoreOpenedAsync()
     {
-        Queues = new StoreQueueService(Store, new QueueServiceOptions { TimeProvider = Clock, DefaultMaxAttempts = 3, DedupWindow = TimeSpan.FromHours(1) });
+        Queues = CreateQueueService(new QueueServiceOptions { TimeProvider = Clock, DefaultMaxAttempts = 3, DedupWindow = TimeSpan.FromHours(1) });
         return ValueTask.CompletedTask;
     }
 
@@ -448,4 +448,14 @@ public sealed class EmbeddedQueueServiceTests : QueueServiceTests
         Assert.True((await Queues.AckAsync(lease, cancellationToken: Ct)).IsAcked);
         Assert.Equal("b", Name(await LeaseOne()));
     }
+}
+
+public sealed class RedisQueueServiceTests : QueueServiceTests
+{
+    protected override TestBackend Backend => TestBackend.Redis;
+}
+
+public sealed class HttpQueueServiceTests : QueueServiceTests
+{
+    protected override TestBackend Backend => TestBackend.Http;
 }

@@ -18,7 +18,7 @@ public abstract class StreamConcurrencyTests : StoreTestBase
 
     protected abstract int Rounds { get; }
 
-    private StoreStreamService NewService() => new(Store, new StreamServiceOptions { PageSize = 8 });
+    private IStreamService NewService() => CreateStreamService(new StreamServiceOptions { PageSize = 8 });
 
     [Fact]
     public async Task ConcurrentAppenders_ExactExpectedVersion_ExactlyOneWinnerPerVersion()
@@ -190,4 +190,18 @@ public sealed class PostgresStreamConcurrencyTests : StreamConcurrencyTests
     protected override TestBackend Backend => TestBackend.Postgres;
 
     protected override int Rounds => 10;
+}
+
+public sealed class RedisStreamConcurrencyTests : StreamConcurrencyTests
+{
+    protected override TestBackend Backend => TestBackend.Redis;
+
+    protected override int Rounds => 10;
+}
+
+public sealed class HttpStreamConcurrencyTests : StreamConcurrencyTests
+{
+    protected override TestBackend Backend => TestBackend.Http;
+
+    protected override int Rounds => 15;
 }

@@ -8,11 +8,11 @@ public abstract class StreamServiceTests : StoreTestBase
 {
     protected const string Ns = "s";
 
-    protected StoreStreamService Streams { get; private set; } = null!;
+    protected IStreamService Streams { get; private set; } = null!;
 
     protected override ValueTask OnStoreOpenedAsync()
     {
-        Streams = new StoreStreamService(Store, new StreamServiceOptions { TimeProvider = Clock, PageSize = 4 });
+        Streams = CreateStreamService(new StreamServiceOptions { TimeProvider = Clock, PageSize = 4 });
         return ValueTask.CompletedTask;
     }
 
@@ -380,4 +380,14 @@ public sealed class EmbeddedStreamServiceTests : StreamServiceTests
         await Append("s/0", ExpectedVersion.Any, E("A", 30));
         Assert.Equal(Enumerable.Range(0, 31), (await sub.WaitAsync(TimeSpan.FromSeconds(30), Ct)).Select(N));
     }
+}
+
+public sealed class RedisStreamServiceTests : StreamServiceTests
+{
+    protected override TestBackend Backend => TestBackend.Redis;
+}
+
+public sealed class HttpStreamServiceTests : StreamServiceTests
+{
+    protected override TestBackend Backend => TestBackend.Http;
 }
