@@ -37,13 +37,16 @@ public class PointOpsBenchmarks
     private JsonElement _value;
     private int _next;
 
+    /// <summary>Engine retention; the default is the engine's. The spin command overrides it to show what MVCC retention costs.</summary>
+    public long RetainedRevisions { get; set; } = new ConcordEngineOptions().RetainedRevisions;
+
     [GlobalSetup]
     public void Setup()
     {
         _value = JsonDocument.Parse(_bytes).RootElement.Clone();
         _dictionary = new ConcurrentDictionary<string, StoredValue>(StringComparer.Ordinal);
         _counters = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
-        _engine = ConcordEngine.CreateInMemory();
+        _engine = ConcordEngine.CreateInMemory(new ConcordEngineOptions { RetainedRevisions = RetainedRevisions });
         for (var i = 0; i < KeyCount; i++)
         {
             _dictionary[_keys[i]] = new StoredValue(1, _bytes);

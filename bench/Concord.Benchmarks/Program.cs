@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Exporters.Json;
 using BenchmarkDotNet.Running;
+using Concord.Benchmarks;
 using Concord.Benchmarks.Load;
 using Concord.Benchmarks.Report;
 
@@ -8,11 +9,13 @@ using Concord.Benchmarks.Report;
 //                                                           -- load contention|durable|memory|all [--quick]   load figures
 //                                                           -- otel [--ops N] [--rounds R]   tracing overhead (docs/benchmarks-otel.md)
 //                                                           -- report --load FILE --bdn DIR --out FILE   docs/benchmarks.md
+//                                                           -- spin get|put|patch [--seconds N] [--retain N]   a loop to profile
 return args switch
 {
     ["load", .. var rest] => LoadCommand.Run(rest),
     ["report", .. var rest] => ReportCommand.Run(rest),
     ["otel", .. var rest] => Concord.Benchmarks.Otel.OtelOverhead.Run(rest),
+    ["spin", .. var rest] => SpinCommand.Run(rest),
     _ => RunBenchmarkDotNet(args),
 };
 

@@ -5,6 +5,8 @@ using System.Net.Http.Json;
 using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
+using Concord.Engine;
+using Concord.Internal;
 using Concord.Wire;
 
 namespace Concord.Client;
@@ -61,6 +63,8 @@ public sealed class ConcordHttpStore : IConcordStore
     /// <inheritdoc />
     public async ValueTask<ConcordRecord?> GetAsync(string ns, string key, ReadOptions? options = null, CancellationToken cancellationToken = default)
     {
+        KeyRules.ValidateNamespace(ns);
+        KeyRules.ValidateKey(key);
         var url = StateUrl(ns, key) + (options?.AtRevision is { } r ? $"?revision={r}" : "");
         using var response = await SendAsync(() =>
         {
@@ -78,6 +82,9 @@ public sealed class ConcordHttpStore : IConcordStore
     public async ValueTask<ListResult> ListAsync(string ns, ListRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        KeyRules.ValidateNamespace(ns);
+        KeyRules.ValidatePrefix(request.Prefix);
+        if (request.Limit is < 1 or > 10_000) throw new InvalidRequestException($"List limit must be between 1 and 10000 (got {request.Limit})");
         var query = new StringBuilder($"v1/ns/{Uri.EscapeDataString(ns)}/state?prefix={Uri.EscapeDataString(request.Prefix)}&limit={request.Limit}");
         if (request.After is not null) query.Append("&after=").Append(Uri.EscapeDataString(request.After));
         if (request.AtRevision is { } r) query.Append("&revision=").Append(r);
@@ -89,19 +96,36 @@ public sealed class ConcordHttpStore : IConcordStore
     }
 
     /// <inheritdoc />
-    public ValueTask<WriteResult> PutAsync(string ns, string key, JsonElement value, WriteOptions? options = null, CancellationToken cancellationToken = default) =>
-        WriteAsync(HttpMethod.Put, ns, key, value.GetRawText(), "application/json", options ?? WriteOptions.Default, cancellationToken);
+    public async ValueTask<WriteResult> PutAsync(string ns, string key, JsonElement value, WriteOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= WriteOptions.Default;
+        Validate(ns, new TxnOp(TxnOpKind.Put, key, value, null, options.Expect, options.Ttl));
+        return await WriteAsync(HttpMethod.Put, ns, key, value.GetRawText(), "application/json", options, cancellationToken).ConfigureAwait(false);
+    }
 
     /// <inheritdoc />
-    public ValueTask<WriteResult> DeleteAsync(string ns, string key, WriteOptions? options = null, CancellationToken cancellationToken = default) =>
-        WriteAsync(HttpMethod.Delete, ns, key, null, null, options ?? WriteOptions.Default, cancellationToken);
+    public async ValueTask<WriteResult> DeleteAsync(string ns, string key, WriteOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= WriteOptions.Default;
+        Validate(ns, new TxnOp(TxnOpKind.Delete, key, default, null, options.Expect));
+        return await WriteAsync(HttpMethod.Delete, ns, key, null, null, options, cancellationToken).ConfigureAwait(false);
+    }
 
     /// <inheritdoc />
-    public ValueTask<WriteResult> PatchAsync(string ns, string key, JsonPatch patch, WriteOptions? options = null, CancellationToken cancellationToken = default)
+    public async ValueTask<WriteResult> PatchAsync(string ns, string key, JsonPatch patch, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(patch);
-        return WriteAsync(HttpMethod.Patch, ns, key, patch.ToString(), "application/json-patch+json", options ?? WriteOptions.Default, cancellationToken);
+        options ??= WriteOptions.Default;
+        Validate(ns, new TxnOp(TxnOpKind.Patch, key, default, patch, options.Expect, options.Ttl));
+        return await WriteAsync(HttpMethod.Patch, ns, key, patch.ToString(), "application/json-patch+json", options, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// The engine's own checks, with its exceptions, before anything is sent: some invalid keys cannot even be written
+    /// in a URL, and the caller should not be able to tell a remote store from a local one by how bad input fails.
+    /// The value size limit is the server's to enforce (413 → <see cref="ValueTooLargeException"/>).
+    /// </summary>
+    private static void Validate(string ns, TxnOp op) => TxnEvaluator.Validate(ns, new TxnRequest { Then = [op] }, int.MaxValue);
 
     private async ValueTask<WriteResult> WriteAsync(HttpMethod method, string ns, string key, string? body, string? mediaType, WriteOptions options, CancellationToken cancellationToken)
     {
@@ -132,6 +156,7 @@ public sealed class ConcordHttpStore : IConcordStore
     public async ValueTask<TxnResult> TransactAsync(string ns, TxnRequest request, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        TxnEvaluator.Validate(ns, request, int.MaxValue);
         options ??= WriteOptions.Default;
         var idempotencyKey = request.Then.Concat(request.Else).Any(o => o.Kind != TxnOpKind.Get) ? IdempotencyKeyFor(options) : options.IdempotencyKey;
         var json = JsonSerializer.Serialize(WireMapper.ToDto(request), WireJson.Options);
@@ -156,6 +181,10 @@ public sealed class ConcordHttpStore : IConcordStore
     public async IAsyncEnumerable<ChangeEvent> WatchAsync(string ns, WatchRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        KeyRules.ValidateNamespace(ns);
+        if (request.Key is not null) KeyRules.ValidateKey(request.Key);
+        else KeyRules.ValidatePrefix(request.Prefix);
+        if (request.FromRevision < 0) throw new InvalidRequestException("FromRevision must not be negative");
         var url = new StringBuilder($"v1/ns/{Uri.EscapeDataString(ns)}/watch?fromRevision={request.FromRevision}");
         if (request.Key is not null) url.Append("&key=").Append(Uri.EscapeDataString(request.Key));
         else url.Append("&prefix=").Append(Uri.EscapeDataString(request.Prefix));
@@ -278,8 +307,8 @@ public sealed class ConcordHttpStore : IConcordStore
         switch (e.Kind)
         {
             case ExpectationKind.Version:
-                if (e.Version == 0) m.Headers.TryAddWithoutValidation("If-None-Match", "*");
-                else m.Headers.TryAddWithoutValidation("If-Match", $"\"{e.Version}\"");
+                // "0" is the version of an absent key: unlike If-None-Match: *, a mismatch is a versionMismatch conflict.
+                m.Headers.TryAddWithoutValidation("If-Match", $"\"{e.Version}\"");
                 break;
             case ExpectationKind.Absent:
                 m.Headers.TryAddWithoutValidation("If-None-Match", "*");
@@ -374,20 +403,24 @@ public sealed class ConcordHttpStore : IConcordStore
         {
             "invalid-key" => new InvalidKeyException(Text("key") ?? "", Text("reason") ?? detail),
             "invalid-request" => new InvalidRequestException(detail),
-            "invalid-patch" => new InvalidPatchException(detail),
+            "invalid-patch" => Number("operationIndex") is var index and >= 0 && detail.StartsWith($"Patch operation {index}: ", StringComparison.Ordinal)
+                ? new InvalidPatchException(detail[$"Patch operation {index}: ".Length..], (int)index)
+                : new InvalidPatchException(detail),
             "value-too-large" => new ValueTooLargeException(Text("key") ?? "", Number("size"), Number("limit")),
             "idempotency-key-reused" => new IdempotencyKeyReusedException(Text("idempotencyKey") ?? ""),
             "revision-compacted" => new RevisionCompactedException(Number("requested"), Number("compactedRevision")),
             "unknown-revision" => new UnknownRevisionException(Number("requested"), Number("current")),
             "watch-overflow" => new WatchOverflowException(Number("resumeRevision")),
             "store-unavailable" or "not-ready" => new StoreUnavailableException(detail, null, isTransient: true),
+            // Any other 400 is input the server refused (malformed header, body or parameter).
+            _ when status == HttpStatusCode.BadRequest => new InvalidRequestException(detail),
             _ => new ConcordHttpException(status, problem?.Code ?? "http-error", detail),
         };
 
         string? Text(string name) =>
             problem?.Root.ValueKind == JsonValueKind.Object && problem.Root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
         long Number(string name) =>
-            problem?.Root.ValueKind == JsonValueKind.Object && problem.Root.TryGetProperty(name, out var v) && v.TryGetInt64(out var n) ? n : 0;
+            problem?.Root.ValueKind == JsonValueKind.Object && problem.Root.TryGetProperty(name, out var v) && v.TryGetInt64(out var n) ? n : name == "operationIndex" ? -1 : 0;
     }
 }
 

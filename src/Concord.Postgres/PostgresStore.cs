@@ -221,25 +221,21 @@ public sealed class PostgresStore : IConcordStore
     public async ValueTask<WriteResult> PutAsync(string ns, string key, JsonElement value, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Put, key, value, null, options.Expect, options.Ttl) { Context = options.Context, AllowSiblings = options.AllowSiblings };
-        return ToWriteResult(await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
+        return SingleKeyWrites.ToWriteResult(key, await ExecuteAsync(ns, SingleKeyWrites.Put(key, value, options), options, cancellationToken).ConfigureAwait(false));
     }
 
     /// <inheritdoc />
     public async ValueTask<WriteResult> DeleteAsync(string ns, string key, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Delete, key, default, null, options.Expect) { Context = options.Context, AllowSiblings = options.AllowSiblings };
-        return ToWriteResult(await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
+        return SingleKeyWrites.ToWriteResult(key, await ExecuteAsync(ns, SingleKeyWrites.Delete(key, options), options, cancellationToken).ConfigureAwait(false));
     }
 
     /// <inheritdoc />
     public async ValueTask<WriteResult> PatchAsync(string ns, string key, JsonPatch patch, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(patch);
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Patch, key, default, patch, options.Expect, options.Ttl) { Context = options.Context };
-        return ToWriteResult(await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
+        return SingleKeyWrites.ToWriteResult(key, await ExecuteAsync(ns, SingleKeyWrites.Patch(key, patch, options), options, cancellationToken).ConfigureAwait(false));
     }
 
     /// <inheritdoc />
@@ -247,13 +243,6 @@ public sealed class PostgresStore : IConcordStore
     {
         ArgumentNullException.ThrowIfNull(request);
         return ExecuteAsync(ns, request, options ?? WriteOptions.Default, cancellationToken);
-    }
-
-    private static WriteResult ToWriteResult(TxnResult result)
-    {
-        if (result.Conflict is { } conflict) return result.Replayed ? conflict.AsReplay() : conflict;
-        var op = result.Results[0];
-        return new WriteResult(op.Key, ConflictKind.None, op.Record, result.Revision, result.Replayed);
     }
 
     private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken)
@@ -280,7 +269,7 @@ public sealed class PostgresStore : IConcordStore
     {
         await using var conn = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken).ConfigureAwait(false);
-        var view = new RowView();
+        var view = new PreloadedView();
         long last, lastTicks;
         // One round trip: lock the revision counter (serializing commits), then read everything the evaluation needs.
         await using (var batch = new NpgsqlBatch(conn, tx))
@@ -396,17 +385,6 @@ public sealed class PostgresStore : IConcordStore
         notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = commit.Revision.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         batch.BatchCommands.Add(notify);
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    private sealed class RowView : ITxnView
-    {
-        public readonly Dictionary<string, ConcordRecord> Rows = new(StringComparer.Ordinal);
-        public readonly Dictionary<string, long> Prefixes = new(StringComparer.Ordinal);
-        public IdempotencyEntry? Idempotency;
-
-        public ConcordRecord? Latest(string key) => Rows.TryGetValue(key, out var r) ? r : null;
-        public long PrefixModRevision(string prefix) => Prefixes.TryGetValue(prefix, out var r) ? r : 0;
-        public IdempotencyEntry? FindIdempotency(string key) => Idempotency?.Key == key ? Idempotency : null;
     }
 
     private static string RecordJson(ConcordRecord record)

@@ -220,25 +220,21 @@ public sealed class RedisStore : IConcordStore
     public async ValueTask<WriteResult> PutAsync(string ns, string key, JsonElement value, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Put, key, value, null, options.Expect, options.Ttl) { Context = options.Context, AllowSiblings = options.AllowSiblings };
-        return ToWriteResult(await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
+        return SingleKeyWrites.ToWriteResult(key, await ExecuteAsync(ns, SingleKeyWrites.Put(key, value, options), options, cancellationToken).ConfigureAwait(false));
     }
 
     /// <inheritdoc />
     public async ValueTask<WriteResult> DeleteAsync(string ns, string key, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Delete, key, default, null, options.Expect) { Context = options.Context, AllowSiblings = options.AllowSiblings };
-        return ToWriteResult(await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
+        return SingleKeyWrites.ToWriteResult(key, await ExecuteAsync(ns, SingleKeyWrites.Delete(key, options), options, cancellationToken).ConfigureAwait(false));
     }
 
     /// <inheritdoc />
     public async ValueTask<WriteResult> PatchAsync(string ns, string key, JsonPatch patch, WriteOptions? options = null, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(patch);
         options ??= WriteOptions.Default;
-        var op = new TxnOp(TxnOpKind.Patch, key, default, patch, options.Expect, options.Ttl) { Context = options.Context };
-        return ToWriteResult(await ExecuteAsync(ns, new TxnRequest { Then = [op] }, options, cancellationToken).ConfigureAwait(false));
+        return SingleKeyWrites.ToWriteResult(key, await ExecuteAsync(ns, SingleKeyWrites.Patch(key, patch, options), options, cancellationToken).ConfigureAwait(false));
     }
 
     /// <inheritdoc />
@@ -246,13 +242,6 @@ public sealed class RedisStore : IConcordStore
     {
         ArgumentNullException.ThrowIfNull(request);
         return ExecuteAsync(ns, request, options ?? WriteOptions.Default, cancellationToken);
-    }
-
-    private static WriteResult ToWriteResult(TxnResult result)
-    {
-        if (result.Conflict is { } conflict) return result.Replayed ? conflict.AsReplay() : conflict;
-        var op = result.Results[0];
-        return new WriteResult(op.Key, ConflictKind.None, op.Record, result.Revision, result.Replayed);
     }
 
     private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken)
@@ -280,7 +269,7 @@ public sealed class RedisStore : IConcordStore
             var idem = await Translate(() => idemTask).ConfigureAwait(false);
             var last = meta[0].IsNull ? 0 : (long)meta[0];
             var lastTicks = meta[1].IsNull ? 0 : (long)meta[1];
-            var view = new RowView();
+            var view = new PreloadedView();
             for (var i = 0; i < keys.Length; i++)
             {
                 if (!rows[i].IsNull) view.Rows[keys[i]!] = ParseRecord(rows[i]!);
@@ -389,17 +378,6 @@ public sealed class RedisStore : IConcordStore
         else args.AddRange(["", "", ""]);
         var ok = await Translate(() => _db.ScriptEvaluateAsync(CommitScript, [RevKey, TicksKey, StreamKey, ExpiryKey], [.. args])).ConfigureAwait(false);
         return (long)ok == 1;
-    }
-
-    private sealed class RowView : ITxnView
-    {
-        public readonly Dictionary<string, ConcordRecord> Rows = new(StringComparer.Ordinal);
-        public readonly Dictionary<string, long> Prefixes = new(StringComparer.Ordinal);
-        public IdempotencyEntry? Idempotency;
-
-        public ConcordRecord? Latest(string key) => Rows.TryGetValue(key, out var r) ? r : null;
-        public long PrefixModRevision(string prefix) => Prefixes.TryGetValue(prefix, out var r) ? r : 0;
-        public IdempotencyEntry? FindIdempotency(string key) => Idempotency?.Key == key ? Idempotency : null;
     }
 
     /// <summary>The record as JSON, with the change kind so the stream entry can be turned back into an event.</summary>

@@ -1,4 +1,6 @@
 using Concord.Coordination.Locks;
+using Concord.Coordination.Queues;
+using Concord.Coordination.Streams;
 using Concord.Engine;
 using Concord.Server.Http;
 using Concord.Server.Mcp;
@@ -59,7 +61,9 @@ public static class ConcordServer
         builder.Services.AddHttpContextAccessor();
         builder.Services.AddMcpServer(o => o.ServerInstructions = ConcordTools.Instructions)
             .WithHttpTransport(t => t.Stateless = true)
-            .WithTools<ConcordTools>(Wire.WireJson.Options);
+            .WithTools<ConcordTools>()
+            .WithTools<ConcordWorkTools>()
+            .WithRequestFilters(f => f.AddCallToolFilter(ArgumentCheck.Filter));
         builder.AddConcordOpenTelemetry();
         configureBuilder?.Invoke(builder);
 
@@ -72,6 +76,8 @@ public static class ConcordServer
         builder.Services.AddSingleton(new WatchLimiter(options.MaxWatchers));
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ILockService>(sp => new StoreLockService(served, sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton<IQueueService>(sp => new StoreQueueService(served, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
+        builder.Services.AddSingleton<IStreamService>(_ => new StoreStreamService(served));
 
         var app = builder.Build();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Concord.Server");
@@ -105,7 +111,14 @@ public static class ConcordServer
     public static async Task<IConcordStore> OpenStoreAsync(ConcordServerOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var engineOptions = new ConcordEngineOptions { StrictMode = options.Strict, MaxValueBytes = options.MaxValueBytes };
+        var engineOptions = new ConcordEngineOptions
+        {
+            StrictMode = options.Strict,
+            MaxValueBytes = options.MaxValueBytes,
+            RetainedRevisions = options.RetainedRevisions,
+            IdempotencyRetention = options.IdempotencyRetention,
+            ExpirySweepInterval = options.ExpirySweepInterval,
+        };
         switch (options.Backend.ToLowerInvariant())
         {
             case "memory":

@@ -53,6 +53,15 @@ public sealed class ConcordServerOptions
     /// <summary>Largest accepted value. <value>Default: 1 MiB.</value></summary>
     public int MaxValueBytes { get; set; } = 1024 * 1024;
 
+    /// <summary>Recent revisions kept readable for snapshot reads and watch-from-revision. <value>Default: 10,000.</value></summary>
+    public long RetainedRevisions { get; set; } = 10_000;
+
+    /// <summary>How long an Idempotency-Key's stored result is replayed. <value>Default: 24 h.</value></summary>
+    public TimeSpan IdempotencyRetention { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>How often expired (TTL) keys become tombstones that watchers see. <value>Default: 1 s.</value></summary>
+    public TimeSpan ExpirySweepInterval { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Concurrent watch (SSE) streams allowed. <value>Default: 1,000.</value></summary>
     public int MaxWatchers { get; set; } = 1000;
 

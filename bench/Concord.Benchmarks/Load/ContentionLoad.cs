@@ -23,6 +23,12 @@ internal static class ContentionLoad
 
     public static IEnumerable<Comparison> Run(LoadSettings settings, Action<string> log)
     {
+        if (!settings.Quick)
+        {
+            // Untimed round so the first measured scenario does not pay for tiered JIT compilation.
+            RunConcord(1, 1000, settings, seed: -1);
+            RunDictionary(1, 1000, settings, seed: -1);
+        }
         foreach (var keys in KeyCounts)
         {
             foreach (var writers in WriterCounts)

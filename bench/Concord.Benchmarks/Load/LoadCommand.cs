@@ -41,6 +41,8 @@ internal static class LoadCommand
         Directory.CreateDirectory(settings.WorkDirectory);
         output ??= Path.Combine("artifacts", "bench", quick ? "load-quick.json" : "load.json");
         var clock = Stopwatch.StartNew();
+        var startedAt = DateTimeOffset.UtcNow;
+        var loadAtStart = MachineInfo.LoadAverage();
         void Log(string line) => Console.WriteLine($"[{clock.Elapsed.TotalSeconds,6:0.0}s] {line}");
 
         var comparisons = new List<Comparison>();
@@ -56,7 +58,7 @@ internal static class LoadCommand
         }
 
         var command = "load " + string.Join(' ', args);
-        var results = new LoadResults(command, DateTimeOffset.UtcNow, quick, settings.Runs, MachineInfo.Collect(Path.GetDirectoryName(Path.GetFullPath(settings.WorkDirectory))!), comparisons);
+        var results = new LoadResults(command, startedAt, quick, settings.Runs, MachineInfo.Collect(settings.WorkDirectory), loadAtStart, MachineInfo.LoadAverage(), comparisons);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
         File.WriteAllText(output, JsonSerializer.Serialize(results, Json));
         Console.WriteLine();

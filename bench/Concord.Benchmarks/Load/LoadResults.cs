@@ -1,7 +1,8 @@
 namespace Concord.Benchmarks.Load;
 
 /// <summary>Everything one <c>load</c> invocation measured, as written to its JSON file.</summary>
-public sealed record LoadResults(string Command, DateTimeOffset StartedAt, bool Quick, int Runs, MachineInfo Machine, List<Comparison> Comparisons);
+/// <remarks>The load averages show how busy the (shared) machine was while the figures were taken.</remarks>
+public sealed record LoadResults(string Command, DateTimeOffset StartedAt, bool Quick, int Runs, MachineInfo Machine, string LoadAverageAtStart, string LoadAverageAtEnd, List<Comparison> Comparisons);
 
 /// <summary>Concord and its peer measured on the same scenario in the same process, runs interleaved.</summary>
 /// <param name="Suite">contention, durable or memory.</param>

@@ -7,7 +7,7 @@ public sealed record LoadSettings(bool Quick, int Runs, TimeSpan ContentionDurat
     {
         var dir = workDirectory ?? Path.Combine(Path.GetTempPath(), $"concord-bench-{Environment.ProcessId}");
         return quick
-            ? new LoadSettings(true, runs ?? 1, TimeSpan.FromMilliseconds(150), TimeSpan.FromMilliseconds(300), TimeSpan.FromMilliseconds(50), 50_000, dir)
+            ? new LoadSettings(true, runs ?? 1, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(30), 20_000, dir)
             : new LoadSettings(false, runs ?? 3, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2.5), TimeSpan.FromMilliseconds(300), 1_000_000, dir);
     }
 }

@@ -19,6 +19,10 @@ public sealed record MachineInfo(string Cpu, int LogicalCores, string Memory, st
             DiskOf(workDirectory), workDirectory, SqliteVersion());
     }
 
+    /// <summary>The 1, 5 and 15 minute load averages from /proc/loadavg ("unknown" elsewhere).</summary>
+    public static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? string.Join(" / ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";
+
     private static string? FirstValue(string path, string name)
     {
         if (!File.Exists(path)) return null;

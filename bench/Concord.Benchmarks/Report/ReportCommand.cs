@@ -11,7 +11,7 @@ namespace Concord.Benchmarks.Report;
 /// </summary>
 internal static class ReportCommand
 {
-    private const string Usage = "usage: report --load LOAD.json --bdn BDN_RESULTS_DIR --out FILE.md [--notes NOTES.md] [--command \"CMD\"]";
+    private const string Usage = "usage: report --load LOAD.json --bdn BDN_RESULTS_DIR --out FILE.md [--bdn-args \"BDN ARGS\"] [--notes NOTES.md] [--command \"CMD\"]";
 
     /// <summary>Which BenchmarkDotNet methods are compared, and the targets (time ratio Concord ÷ peer).</summary>
     private static readonly (string Operation, string Concord, string Peer, Target? Target)[] MicroPairs =
@@ -32,7 +32,7 @@ internal static class ReportCommand
 
     public static int Run(string[] args)
     {
-        string? load = null, bdn = null, output = null, notes = null, command = null;
+        string? load = null, bdn = null, output = null, notes = null, command = null, job = null;
         for (var i = 0; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
@@ -42,6 +42,7 @@ internal static class ReportCommand
                 case "--out": output = args[i + 1]; break;
                 case "--notes": notes = args[i + 1]; break;
                 case "--command": command = args[i + 1]; break;
+                case "--bdn-args": job = args[i + 1]; break;
                 default: Console.Error.WriteLine(Usage); return 2;
             }
         }
@@ -53,14 +54,14 @@ internal static class ReportCommand
         var results = JsonSerializer.Deserialize<LoadResults>(File.ReadAllText(load), LoadCommand.Json)
             ?? throw new InvalidDataException($"{load} holds no results");
         var micro = bdn is null ? [] : MicroResult.ReadAll(bdn);
-        var markdown = Render(results, micro, command ?? "scripts/bench.sh", notes is not null && File.Exists(notes) ? File.ReadAllText(notes) : null);
+        var markdown = Render(results, micro, command ?? "scripts/bench.sh", job ?? "--job short", notes is not null && File.Exists(notes) ? File.ReadAllText(notes) : null);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
         File.WriteAllText(output, markdown);
         Console.WriteLine($"wrote {output}");
         return 0;
     }
 
-    private static string Render(LoadResults load, IReadOnlyDictionary<string, MicroResult> micro, string command, string? notes)
+    private static string Render(LoadResults load, IReadOnlyDictionary<string, MicroResult> micro, string command, string job, string? notes)
     {
         var md = new StringBuilder();
         var date = load.StartedAt.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
@@ -70,9 +71,15 @@ internal static class ReportCommand
         md.AppendLine("peer measured in the same run on the same machine, and the ratio Concord ÷ peer. Absolute numbers only mean something");
         md.AppendLine("on this machine; the ratios are the point.");
         md.AppendLine();
-        AppendMachine(md, load.Machine);
+        if (load.Quick)
+        {
+            md.AppendLine("**Smoke run (`--quick`): tiny windows, one run, BenchmarkDotNet's dry job. These figures only show that the");
+            md.AppendLine("benchmarks work; they are not measurements, and the verdicts below mean nothing.**");
+            md.AppendLine();
+        }
+        AppendMachine(md, load);
         AppendTargets(md, load, micro);
-        AppendMicro(md, micro);
+        AppendMicro(md, micro, job);
         AppendContention(md, load);
         AppendDurable(md, load);
         AppendMemory(md, load);
@@ -86,8 +93,9 @@ internal static class ReportCommand
         return md.ToString();
     }
 
-    private static void AppendMachine(StringBuilder md, MachineInfo m)
+    private static void AppendMachine(StringBuilder md, LoadResults load)
     {
+        var m = load.Machine;
         md.AppendLine("## Machine");
         md.AppendLine();
         md.AppendLine("| | |");
@@ -98,9 +106,11 @@ internal static class ReportCommand
         md.AppendLine($"| Runtime | {m.Runtime}, {m.Gc} GC |");
         md.AppendLine($"| Disk (durable runs: Concord's data directory and SQLite's file) | {m.Disk} |");
         md.AppendLine($"| SQLite | {m.Sqlite} |");
+        md.AppendLine($"| Load average (1 / 5 / 15 min) at start and end of the load run | {load.LoadAverageAtStart} → {load.LoadAverageAtEnd} |");
         md.AppendLine();
-        md.AppendLine("The machine is a shared 2-core VM: other processes may run at the same time, which is why runs are interleaved");
-        md.AppendLine("(Concord, peer, Concord, peer, …) and reported as medians with their spread.");
+        md.AppendLine("The machine is a shared 2-core VM: other processes may run at the same time (see the load average), which is why");
+        md.AppendLine("runs are interleaved (Concord, peer, Concord, peer, …) and reported as medians with their spread, and why the");
+        md.AppendLine("ratios are more telling than the absolute numbers.");
         md.AppendLine();
     }
 
@@ -116,7 +126,7 @@ internal static class ReportCommand
             if (micro.TryGetValue(concord, out var c) && micro.TryGetValue(peer, out var p))
             {
                 var ratio = c.MedianNs / p.MedianNs;
-                md.AppendLine($"| {operation}: time {target} of {PeerNames[peer]} | {ratio:0.0}× ({Ns(c.MedianNs)} vs {Ns(p.MedianNs)}) | {Verdict(target.IsMet(ratio))} |");
+                md.AppendLine($"| {operation}: time {target} of {PeerNames[peer]} | {ratio:0.00}× ({Ns(c.MedianNs)} vs {Ns(p.MedianNs)}) | {Verdict(target.IsMet(ratio))} |");
             }
             else
             {
@@ -132,7 +142,7 @@ internal static class ReportCommand
 
     private static string Verdict(bool met) => met ? "met" : "**missed**";
 
-    private static void AppendMicro(StringBuilder md, IReadOnlyDictionary<string, MicroResult> micro)
+    private static void AppendMicro(StringBuilder md, IReadOnlyDictionary<string, MicroResult> micro, string jobName)
     {
         md.AppendLine("## Uncontended point operations (BenchmarkDotNet)");
         md.AppendLine();
@@ -152,11 +162,11 @@ internal static class ReportCommand
         foreach (var (operation, concord, peer, _) in MicroPairs)
         {
             if (!micro.TryGetValue(concord, out var c) || !micro.TryGetValue(peer, out var p)) continue;
-            md.AppendLine($"| {operation} | `{concord}` | {Ns(c.MedianNs)} ({Ns(c.MinNs)}–{Ns(c.MaxNs)}) | {c.AllocatedBytes:N0} B | {PeerNames[peer]} | {Ns(p.MedianNs)} ({Ns(p.MinNs)}–{Ns(p.MaxNs)}) | {p.AllocatedBytes:N0} B | {c.MedianNs / p.MedianNs:0.0}× |");
+            md.AppendLine($"| {operation} | `{concord}` | {Ns(c.MedianNs)} ({Ns(c.MinNs)}–{Ns(c.MaxNs)}) | {c.AllocatedBytes:N0} B | {PeerNames[peer]} | {Ns(p.MedianNs)} ({Ns(p.MinNs)}–{Ns(p.MaxNs)}) | {p.AllocatedBytes:N0} B | {c.MedianNs / p.MedianNs:0.00}× |");
         }
         md.AppendLine();
-        md.AppendLine("Command: `dotnet bench/Concord.Benchmarks/bin/Release/net10.0/Concord.Benchmarks.dll --filter '*PointOps*' --job short`");
-        md.AppendLine("(what `scripts/bench.sh` runs; drop `--job short` for BenchmarkDotNet's default, more precise job).");
+        md.AppendLine($"Command: `dotnet bench/Concord.Benchmarks/bin/Release/net10.0/Concord.Benchmarks.dll --filter '*PointOps*' {jobName}`");
+        md.AppendLine("(leave out the job options for BenchmarkDotNet's default job: more iterations, tighter intervals, several minutes).");
         md.AppendLine();
     }
 
@@ -194,6 +204,9 @@ internal static class ReportCommand
         md.AppendLine("Concord's embedded engine runs in a fresh data directory; SQLite (WAL, `synchronous=FULL`, one autocommit transaction");
         md.AppendLine("per write, one connection per writer, `busy_timeout=10000`) in a fresh file next to it, on the same disk. Concord's");
         md.AppendLine("writers are async tasks; SQLite's API blocks, so its writers are threads. Latency = call to acknowledgement.");
+        md.AppendLine("SQLite admits one writer at a time, and a writer that finds the database locked sleeps in SQLite's busy handler");
+        md.AppendLine("(1, 2, 5, 10, … 100 ms) rather than being woken; the last row therefore also queues SQLite's 64 writers in-process");
+        md.AppendLine("on one shared connection behind a lock, which removes the sleeping and isolates what group commit is worth.");
         md.AppendLine("Ratio = Concord's writes/s ÷ SQLite's.");
         md.AppendLine();
         md.AppendLine("| writers | Concord writes/s | p50 / p99 | SQLite writes/s | p50 / p99 | ratio | target |");
@@ -253,9 +266,12 @@ internal static class ReportCommand
         _ => value.ToString("0.00", CultureInfo.InvariantCulture),
     };
 
-    private static string Ns(double ns) => ns >= 1000
-        ? (ns / 1000).ToString("0.00", CultureInfo.InvariantCulture) + " µs"
-        : ns.ToString("0.0", CultureInfo.InvariantCulture) + " ns";
+    private static string Ns(double ns) => ns switch
+    {
+        >= 1_000_000 => (ns / 1_000_000).ToString("0.00", CultureInfo.InvariantCulture) + " ms",
+        >= 1000 => (ns / 1000).ToString("0.00", CultureInfo.InvariantCulture) + " µs",
+        _ => ns.ToString("0.0", CultureInfo.InvariantCulture) + " ns",
+    };
 }
 
 /// <summary>One benchmark from BenchmarkDotNet's JSON "brief" export.</summary>

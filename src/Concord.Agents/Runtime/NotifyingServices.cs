@@ -23,6 +23,10 @@ internal sealed class NotifyingQueueService(IQueueService inner, AgentRuntime ru
         return result;
     }
 
+    // The caller commits these operations in its own transaction, so there is nothing to notify yet.
+    public ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default) =>
+        inner.PrepareEnqueueAsync(ns, queue, payload, options, cancellationToken);
+
     public ValueTask<LeaseResult> LeaseAsync(string ns, string queue, string consumer, TimeSpan visibilityTimeout, TimeSpan wait = default, CancellationToken cancellationToken = default) =>
         inner.LeaseAsync(ns, queue, consumer, visibilityTimeout, wait, cancellationToken);
 

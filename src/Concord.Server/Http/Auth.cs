@@ -5,7 +5,8 @@ namespace Concord.Server.Http;
 /// <summary>Who is calling, resolved from the API key (null key: authentication is off).</summary>
 internal sealed record Caller(ApiKeyOptions? Key)
 {
-    public string DefaultAgent => Key?.Name ?? "anonymous";
+    /// <summary>The key's name, or null (no writer recorded) when authentication is off.</summary>
+    public string? DefaultAgent => Key?.Name;
 }
 
 /// <summary>

@@ -120,7 +120,7 @@ internal static class HttpIo
         return op;
     }
 
-    public static string Agent(HttpRequest request, Caller caller)
+    public static string? Agent(HttpRequest request, Caller caller)
     {
         var agent = HeaderText(request, "Concord-Agent");
         if (agent.Length > 128) throw new BadInputException(400, "invalid-agent", "Concord-Agent must be at most 128 characters");

@@ -35,7 +35,7 @@ internal static class LocksApi
         if (string.IsNullOrEmpty(body.Name)) throw new HttpIo.BadInputException(400, "invalid-request", "'name' is required");
         var request = new LockRequest
         {
-            Owner = body.Owner ?? HttpIo.Agent(http.Request, caller),
+            Owner = body.Owner ?? HttpIo.Agent(http.Request, caller) ?? "anonymous",
             Mode = body.Mode,
             Ttl = TimeSpan.FromMilliseconds(body.TtlMs),
             Wait = TimeSpan.FromMilliseconds(body.WaitMs),

@@ -17,7 +17,7 @@ internal static class Problems
         InvalidKeyException k => Create(400, e.Code, "Invalid key", e.Message, new Dictionary<string, object?> { ["key"] = k.Key, ["reason"] = k.Reason }),
         InvalidRequestException => Create(400, e.Code, "Invalid request", e.Message),
         InvalidPatchException p => Create(422, e.Code, "Invalid patch", e.Message, new Dictionary<string, object?> { ["operationIndex"] = p.OperationIndex }),
-        ValueTooLargeException v => Create(413, e.Code, "Value too large", e.Message, new Dictionary<string, object?> { ["size"] = v.Size, ["limit"] = v.Limit }),
+        ValueTooLargeException v => Create(413, e.Code, "Value too large", e.Message, new Dictionary<string, object?> { ["key"] = v.Key, ["size"] = v.Size, ["limit"] = v.Limit }),
         IdempotencyKeyReusedException i => Create(422, e.Code, "Idempotency key reused", e.Message, new Dictionary<string, object?> { ["idempotencyKey"] = i.IdempotencyKey }),
         RevisionCompactedException c => Create(410, e.Code, "Revision compacted", e.Message, new Dictionary<string, object?> { ["requested"] = c.Requested, ["compactedRevision"] = c.CompactedRevision }),
         UnknownRevisionException u => Create(400, e.Code, "Unknown revision", e.Message, new Dictionary<string, object?> { ["requested"] = u.Requested, ["current"] = u.Current }),
@@ -54,5 +54,5 @@ internal static class Problems
         });
     }
 
-    public static string WireJsonName(ConflictKind kind) => System.Text.Json.JsonNamingPolicy.CamelCase.ConvertName(kind.ToString());
+    public static string WireJsonName<TEnum>(TEnum value) where TEnum : struct, Enum => System.Text.Json.JsonNamingPolicy.CamelCase.ConvertName(value.ToString());
 }

@@ -241,7 +241,10 @@ internal sealed class ConcordTools(IConcordStore store, ILockService locks, Auth
         });
     }
 
-    private static CallToolResult Ok(object payload)
+    private static CallToolResult Ok(object payload) => Result(payload);
+
+    /// <summary>A successful tool result: the JSON as text (for the model) and as structured content (for programs).</summary>
+    internal static CallToolResult Result(object payload)
     {
         var element = JsonSerializer.SerializeToElement(payload, Json);
         return new CallToolResult
@@ -252,15 +255,17 @@ internal sealed class ConcordTools(IConcordStore store, ILockService locks, Auth
     }
 
     /// <summary>Turns store faults (bad key, value too large, ...) into tool errors the model can read; state is unchanged by them.</summary>
-    private static async Task<CallToolResult> Guard(Func<Task<CallToolResult>> body)
+    private static Task<CallToolResult> Guard(Func<Task<CallToolResult>> body) => GuardAsync(body);
+
+    internal static async Task<CallToolResult> GuardAsync(Func<Task<CallToolResult>> body)
     {
         try
         {
             return await body().ConfigureAwait(false);
         }
-        catch (ConcordException e) when (!e.IsTransient)
+        catch (ConcordException e)
         {
-            throw new McpException($"{e.Code}: {e.Message}");
+            throw new McpException(e.IsTransient ? $"{e.Code} (transient, retry shortly): {e.Message}" : $"{e.Code}: {e.Message}");
         }
         catch (ArgumentException e)
         {

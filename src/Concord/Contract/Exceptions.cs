@@ -36,6 +36,9 @@ public sealed class InvalidKeyException(string key, string reason)
 public sealed class ValueTooLargeException(string key, long size, long limit)
     : ConcordException($"Value for '{key}' is {size} bytes; the limit is {limit} bytes")
 {
+    /// <summary>The key whose value was rejected.</summary>
+    public string Key { get; } = key;
+
     /// <summary>Size of the rejected value in UTF-8 bytes.</summary>
     public long Size { get; } = size;
 

@@ -48,9 +48,15 @@ internal static class CausalWrites
                     if (SiblingEnvelope.IsEnvelope(value)) throw new InvalidRequestException($"'{SiblingEnvelope.Property}' is reserved for the siblings of a key (put to '{op.Key}')");
                     CrdtMerge.ValidatePut(value);
                 }
+                if (!siblingMode)
+                {
+                    // Hot path (most keys): no sibling envelope can exist, so only the live value's dot matters.
+                    concurrent = live is not null && !Seen(live.Causal?.Dot ?? new Dot(actor, live.Revision));
+                    break;
+                }
                 var unseen = live is null ? [] : SiblingsOf(live, actor).Where(s => !Seen(s.Dot)).ToList();
                 concurrent = unseen.Count > 0;
-                if (!siblingMode || unseen.Count == 0) break;
+                if (unseen.Count == 0) break;
                 if (op.Kind == TxnOpKind.Put) unseen.Add(new Sibling(dot, written.Writer, written.Value));
                 deleted = false;
                 expires = op.Kind == TxnOpKind.Put ? written.ExpiresAt : live!.ExpiresAt;

@@ -193,10 +193,8 @@ internal static class TxnEvaluator
     /// <summary>Throws <see cref="ValueTooLargeException"/> when <paramref name="value"/>'s JSON exceeds <paramref name="maxBytes"/>.</summary>
     public static void CheckSize(string key, JsonElement value, int maxBytes)
     {
-        // Raw text length is an upper bound of the minified size; only measure exactly when it might exceed the limit.
-        var raw = value.GetRawText();
-        if (raw.Length <= maxBytes / 3) return;
-        var size = System.Text.Encoding.UTF8.GetByteCount(raw);
+        // The raw UTF-8 length is an upper bound of the minified size, read without copying the text (this runs on every put).
+        var size = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(value).Length;
         if (size > maxBytes) throw new ValueTooLargeException(key, size, maxBytes);
     }
 

@@ -27,9 +27,10 @@ internal static class KeyRules
         ValidateText(key, "key");
         if (key[0] == '/' || key[^1] == '/') throw new InvalidKeyException(key, "key must not start or end with '/'");
         if (key.Contains("//", StringComparison.Ordinal)) throw new InvalidKeyException(key, "key has an empty segment ('//')");
-        foreach (var segment in key.Split('/'))
+        // Span split: this runs on every read and write, and string.Split allocated an array and a string per segment.
+        foreach (var range in key.AsSpan().Split('/'))
         {
-            if (segment is "." or "..") throw new InvalidKeyException(key, "key segments '.' and '..' are not allowed");
+            if (key.AsSpan(range) is "." or "..") throw new InvalidKeyException(key, "key segments '.' and '..' are not allowed");
         }
     }
 

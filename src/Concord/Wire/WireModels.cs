@@ -58,8 +58,10 @@ public sealed record RecordDto
         Deleted = r.IsDeleted,
     };
 
-    /// <summary>To a record.</summary>
-    public ConcordRecord ToRecord() => new(Key, Deleted ? default : Value ?? default, Version, Revision, CreateRevision, Writer, CommittedAt, ExpiresAt, Deleted);
+    /// <summary>To a record. A live record whose value reads back as null holds the JSON literal <c>null</c>.</summary>
+    public ConcordRecord ToRecord() => new(Key, Deleted ? default : Value ?? JsonNull, Version, Revision, CreateRevision, Writer, CommittedAt, ExpiresAt, Deleted);
+
+    private static readonly JsonElement JsonNull = JsonDocument.Parse("null").RootElement.Clone();
 }
 
 /// <summary>A single-key write outcome on the wire.</summary>

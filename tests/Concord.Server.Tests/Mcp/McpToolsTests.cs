@@ -50,7 +50,8 @@ public sealed class McpToolsTests
         await using var host = await ServerHost.StartAsync();
         await using var client = await ConnectAsync(host);
         var tools = await client.ListToolsAsync(cancellationToken: Ct);
-        Assert.Equal(["increment", "list", "lock", "patch", "read", "unlock", "write"], tools.Select(t => t.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(["ack", "append", "enqueue", "increment", "lease", "list", "lock", "patch", "read", "read_events", "unlock", "write"],
+            tools.Select(t => t.Name).Order(StringComparer.Ordinal));
         var write = tools.Single(t => t.Name == "write");
         Assert.Contains("expectedVersion", write.Description, StringComparison.Ordinal);
         Assert.Contains("expectedVersion", write.ProtocolTool.InputSchema.GetRawText(), StringComparison.Ordinal);
@@ -124,6 +125,7 @@ public sealed class McpToolsTests
         Assert.NotEqual("", message);
         if (variant == "missing") Assert.Contains("expectedVersion is required", message, StringComparison.Ordinal);
         if (variant == "badFence") Assert.Contains("LOCK:TOKEN", message, StringComparison.Ordinal);
+        if (variant == "string") Assert.Contains("'expectedVersion' must be integer, got the string", message, StringComparison.Ordinal);
         var record = await host.Store.GetAsync("t", "k", null, Ct);
         Assert.Equal(1, record!.Version);
         Assert.Equal(1, record.Value.GetInt32());
@@ -216,5 +218,54 @@ public sealed class McpToolsTests
         await using var client = await ConnectAsync(host);
         var message = await CallExpectingErrorAsync(client, "read", new() { ["ns"] = "bad ns!", ["key"] = "k" });
         Assert.Contains("invalid-key", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Queue_EnqueueLeaseAck_DedupAndStaleReceipt()
+    {
+        await using var host = await ServerHost.StartAsync();
+        await using var producer = await ConnectAsync(host, agent: "producer");
+        await using var worker = await ConnectAsync(host, agent: "worker");
+        var first = await CallAsync(producer, "enqueue", new() { ["ns"] = "t", ["queue"] = "reviews", ["payload"] = J("""{"doc":7}"""), ["dedupId"] = "doc-7" });
+        Assert.True(first.GetProperty("enqueued").GetBoolean());
+        var again = await CallAsync(producer, "enqueue", new() { ["ns"] = "t", ["queue"] = "reviews", ["payload"] = J("""{"doc":7}"""), ["dedupId"] = "doc-7" });
+        Assert.False(again.GetProperty("enqueued").GetBoolean());
+        Assert.Equal(first.GetProperty("taskId").GetString(), again.GetProperty("taskId").GetString());
+
+        var lease = await CallAsync(worker, "lease", new() { ["ns"] = "t", ["queue"] = "reviews", ["visibilitySeconds"] = 30 });
+        Assert.True(lease.GetProperty("leased").GetBoolean());
+        Assert.Equal(7, lease.GetProperty("payload").GetProperty("doc").GetInt32());
+        var empty = await CallAsync(worker, "lease", new() { ["ns"] = "t", ["queue"] = "reviews" });
+        Assert.False(empty.GetProperty("leased").GetBoolean());
+
+        var stale = await CallAsync(worker, "ack", new() { ["ns"] = "t", ["queue"] = "reviews", ["taskId"] = lease.GetProperty("taskId").GetString(), ["receipt"] = "forged" });
+        Assert.False(stale.GetProperty("acked").GetBoolean());
+        Assert.Equal("staleReceipt", stale.GetProperty("status").GetString());
+        var acked = await CallAsync(worker, "ack", new() { ["ns"] = "t", ["queue"] = "reviews", ["taskId"] = lease.GetProperty("taskId").GetString(), ["receipt"] = lease.GetProperty("receipt").GetString() });
+        Assert.True(acked.GetProperty("acked").GetBoolean());
+        Assert.Contains("'payload' is required", await CallExpectingErrorAsync(worker, "enqueue", new() { ["ns"] = "t", ["queue"] = "reviews" }), StringComparison.Ordinal);
+        Assert.Contains("unknown argument 'queueName'", await CallExpectingErrorAsync(worker, "lease", new() { ["ns"] = "t", ["queue"] = "reviews", ["queueName"] = "reviews" }), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Stream_AppendWithExpectedVersion_ReadEventsInOrder()
+    {
+        await using var host = await ServerHost.StartAsync();
+        await using var client = await ConnectAsync(host, agent: "orders");
+        var created = await CallAsync(client, "append", new() { ["ns"] = "t", ["stream"] = "order-42", ["expectedVersion"] = 0,
+            ["events"] = J("""[{"type":"Placed","data":{"total":10}},{"type":"Paid","data":{"amount":10}}]""") });
+        Assert.True(created.GetProperty("appended").GetBoolean());
+        Assert.Equal(2, created.GetProperty("version").GetInt64());
+
+        var stale = await CallAsync(client, "append", new() { ["ns"] = "t", ["stream"] = "order-42", ["expectedVersion"] = 1, ["events"] = J("""[{"type":"Cancelled"}]""") });
+        Assert.False(stale.GetProperty("appended").GetBoolean());
+        Assert.Equal(2, stale.GetProperty("currentVersion").GetInt64());
+
+        await CallAsync(client, "append", new() { ["ns"] = "t", ["stream"] = "order-42", ["expectedVersion"] = 2, ["events"] = J("""[{"type":"Shipped","data":{}}]""") });
+        var read = await CallAsync(client, "read_events", new() { ["ns"] = "t", ["stream"] = "order-42", ["fromVersion"] = 2 });
+        Assert.Equal(["Paid", "Shipped"], read.GetProperty("events").EnumerateArray().Select(e => e.GetProperty("type").GetString()));
+        Assert.Equal(3, read.GetProperty("streamVersion").GetInt64());
+        Assert.Equal("orders", read.GetProperty("events")[0].GetProperty("writer").GetString());
+        Assert.Contains("type", await CallExpectingErrorAsync(client, "append", new() { ["ns"] = "t", ["stream"] = "s", ["events"] = J("""[{"data":1}]""") }), StringComparison.Ordinal);
     }
 }

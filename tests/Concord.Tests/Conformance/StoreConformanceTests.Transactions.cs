@@ -49,6 +49,29 @@ public abstract partial class StoreConformanceTests
     }
 
     [Fact]
+    public async Task Txn_SameKeyWrittenTwice_ReadsAtItsRevisionSeeTheLastWrite()
+    {
+        var (store, s) = await OpenAsync();
+        await s.PutAsync("k", N(1), cancellationToken: Ct);
+
+        var result = await s.TransactAsync(new TxnRequest
+        {
+            Then = [TxnOp.Put("k", N(8)), TxnOp.PatchKey("k", JsonPatch.Create().Increment("/n", -1)), TxnOp.PatchKey("k", JsonPatch.Create().Increment("/n", 10))],
+        }, cancellationToken: Ct);
+        await s.PutAsync("other", N(0), cancellationToken: Ct);
+
+        Assert.True(result.IsApplied);
+        var latest = await s.GetAsync("k", Ct);
+        var atRevision = await s.GetAsync("k", result.Revision, Ct);
+        Assert.Equal(17, NOf(latest));
+        Assert.Equal(4, latest!.Version);
+        Assert.Equal(17, NOf(atRevision));
+        Assert.Equal(4, atRevision!.Version);
+        var listed = await store.ListAsync(s.Namespace, new ListRequest { AtRevision = result.Revision }, Ct);
+        Assert.Equal(17, NOf(Assert.Single(listed.Records, r => r.Key == "k")));
+    }
+
+    [Fact]
     public async Task Txn_CompareFails_ElseBranchRuns()
     {
         var (_, s) = await OpenAsync();

@@ -20,6 +20,13 @@ public interface IQueueService
     ValueTask<EnqueueResult> EnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// The operations that enqueue a task, to add to the caller's own transaction (enqueue follow-up work atomically with
+    /// a state write, or with an ack: "finish this task and schedule the next"). If the transaction fails on the dedup
+    /// entry, the dedup id was taken; on the group record, a concurrent enqueue or ack changed the group: prepare again.
+    /// </summary>
+    ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// Leases the next visible task: highest priority first, then earliest visible, FIFO within a group. The task stays
     /// invisible to other consumers until <paramref name="visibilityTimeout"/> passes without an ack or extend.
     /// Waits up to <paramref name="wait"/> for a task (event-driven, not polling); zero tries once.
@@ -338,6 +345,11 @@ public sealed record ExtendResult(QueueLease? Lease, string? Message)
 /// <param name="IsStale">True when the receipt is no longer current: there is nothing to ack.</param>
 /// <param name="Message">Explanation when stale.</param>
 public sealed record PreparedQueueOps(IReadOnlyList<TxnOp> Ops, bool IsStale, string? Message);
+
+/// <summary>An enqueue prepared for the caller's transaction (see <see cref="IQueueService.PrepareEnqueueAsync"/>).</summary>
+/// <param name="TaskId">Id the task will have once the transaction commits.</param>
+/// <param name="Ops">Operations to add to the transaction's then-branch.</param>
+public sealed record PreparedEnqueue(string TaskId, IReadOnlyList<TxnOp> Ops);
 
 /// <summary>Task counts of a queue.</summary>
 /// <param name="Ready">Visible now.</param>

@@ -65,16 +65,47 @@ public sealed class StoreQueueService : IQueueService
     {
         var keys = new QueueKeys(queue);
         options ??= new EnqueueOptions();
+        using var activity = ConcordTelemetry.ActivitySource.StartActivity("concord.queue.enqueue", ActivityKind.Producer);
+        var doc = NewTask(keys, payload, options); // carries the enqueue span's traceparent
+        for (var attempt = 1; attempt <= _options.MaxCasAttempts; attempt++)
+        {
+            var ops = await EnqueueOpsAsync(ns, keys, doc, cancellationToken).ConfigureAwait(false);
+            var result = await TransactAsync(ns, ops, options.Agent, null, cancellationToken).ConfigureAwait(false);
+            if (result.IsApplied)
+            {
+                QueueTelemetry.Enqueued(activity, ns, queue, doc.Id, options.Agent, result.Replayed);
+                return new EnqueueResult(EnqueueStatus.Enqueued, doc.Id, result.Revision);
+            }
+            if (doc.DedupId is not null && result.FailedOpIndex == 0)
+            {
+                var first = QueueKeys.IdOf(result.Conflict!.Record!);
+                QueueTelemetry.Duplicate(activity, ns, queue, first);
+                return new EnqueueResult(EnqueueStatus.Duplicate, first, result.Revision);
+            }
+            if (doc.Group is null) throw Unexpected("enqueue", result);
+            // Another task of the group was enqueued or finished concurrently: re-read the group and try again.
+        }
+        throw new ContentionException($"Enqueue to group '{options.Group}' of queue '{queue}'", _options.MaxCasAttempts);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var keys = new QueueKeys(queue);
+        var doc = NewTask(keys, payload, options ?? new EnqueueOptions());
+        return new PreparedEnqueue(doc.Id, await EnqueueOpsAsync(ns, keys, doc, cancellationToken).ConfigureAwait(false));
+    }
+
+    private TaskDoc NewTask(QueueKeys keys, JsonElement payload, EnqueueOptions options)
+    {
         if (payload.ValueKind == JsonValueKind.Undefined) throw new InvalidRequestException("The task payload is missing");
         if (options.Delay < TimeSpan.Zero || options.Delay > TimeSpan.FromDays(366)) throw new InvalidRequestException("Enqueue delay must be between 0 and 366 days");
         var maxAttempts = options.MaxAttempts ?? _options.DefaultMaxAttempts;
         if (maxAttempts is < 1 or > 10_000) throw new InvalidRequestException("MaxAttempts must be between 1 and 10000");
-        var dedupKey = options.DedupId is null ? null : keys.Dedup(options.DedupId);
-        if (options.Group is not null) _ = keys.Group(options.Group); // validates
-
-        using var activity = ConcordTelemetry.ActivitySource.StartActivity("concord.queue.enqueue", ActivityKind.Producer);
+        if (options.DedupId is not null) _ = keys.Dedup(options.DedupId); // validates
+        if (options.Group is not null) _ = keys.Group(options.Group);
         var now = Now();
-        var doc = new TaskDoc
+        return new TaskDoc
         {
             TraceParent = ConcordTelemetry.CurrentTraceParent(),
             Id = Guid.CreateVersion7(now).ToString("N"),
@@ -87,35 +118,23 @@ public sealed class StoreQueueService : IQueueService
             VisibleAt = now + options.Delay,
             Order = NextOrder(now),
         };
-        for (var attempt = 1; attempt <= _options.MaxCasAttempts; attempt++)
-        {
-            var ops = new List<TxnOp>(6);
-            if (dedupKey is not null) ops.Add(TxnOp.Put(dedupKey, QueueKeys.IdValue(doc.Id), Expect.Absent, _options.DedupWindow));
-            var groupOps = await AddToQueueOpsAsync(ns, keys, doc, null, ops, cancellationToken).ConfigureAwait(false);
-            var result = await TransactAsync(ns, ops, options.Agent, null, cancellationToken).ConfigureAwait(false);
-            if (result.IsApplied)
-            {
-                QueueTelemetry.Enqueued(activity, ns, queue, doc.Id, options.Agent, result.Replayed);
-                return new EnqueueResult(EnqueueStatus.Enqueued, doc.Id, result.Revision);
-            }
-            if (dedupKey is not null && result.FailedOpIndex == 0)
-            {
-                var first = QueueKeys.IdOf(result.Conflict!.Record!);
-                QueueTelemetry.Duplicate(activity, ns, queue, first);
-                return new EnqueueResult(EnqueueStatus.Duplicate, first, result.Revision);
-            }
-            if (!groupOps) throw Unexpected("enqueue", result);
-            // Another task of the group was enqueued or finished concurrently: re-read the group and try again.
-        }
-        throw new ContentionException($"Enqueue to group '{options.Group}' of queue '{queue}'", _options.MaxCasAttempts);
+    }
+
+    /// <summary>The dedup entry (first, when there is a dedup id) and the operations that put the task into the queue.</summary>
+    private async ValueTask<List<TxnOp>> EnqueueOpsAsync(string ns, QueueKeys keys, TaskDoc doc, CancellationToken cancellationToken)
+    {
+        var ops = new List<TxnOp>(6);
+        if (doc.DedupId is not null) ops.Add(TxnOp.Put(keys.Dedup(doc.DedupId), QueueKeys.IdValue(doc.Id), Expect.Absent, _options.DedupWindow));
+        await AddToQueueOpsAsync(ns, keys, doc, null, ops, cancellationToken).ConfigureAwait(false);
+        return ops;
     }
 
     /// <summary>
     /// Adds the operations that put <paramref name="doc"/> into the queue: the task record, and either a ready entry
-    /// (ungrouped, or first of its group) or a place behind the group's unfinished tasks. Returns true when the
-    /// operations compare-and-swap the group record (a conflict there means "retry").
+    /// (ungrouped, or first of its group) or a place behind the group's unfinished tasks, guarded by the group record's
+    /// version (a conflict there means "retry").
     /// </summary>
-    private async ValueTask<bool> AddToQueueOpsAsync(string ns, QueueKeys keys, TaskDoc doc, ConcordRecord? existing, List<TxnOp> ops, CancellationToken cancellationToken)
+    private async ValueTask AddToQueueOpsAsync(string ns, QueueKeys keys, TaskDoc doc, ConcordRecord? existing, List<TxnOp> ops, CancellationToken cancellationToken)
     {
         var isHead = true;
         if (doc.Group is { } group)
@@ -132,7 +151,6 @@ public sealed class StoreQueueService : IQueueService
         doc.Index = isHead ? keys.ReadyKey(doc.Priority, doc.VisibleAt, doc.Order, doc.Id) : null;
         ops.Add(TxnOp.Put(keys.Task(doc.Id), doc.ToJson(), existing is null ? Expect.Absent : Expect.Version(existing.Version)));
         if (doc.Index is not null) ops.Add(TxnOp.Put(doc.Index, QueueKeys.IdValue(doc.Id), Expect.Absent));
-        return doc.Group is not null;
     }
 
     // ---------------------------------------------------------------- lease

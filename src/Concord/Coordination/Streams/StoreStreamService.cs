@@ -261,6 +261,7 @@ public sealed class StoreStreamService : IStreamService
     {
         private readonly Queue<RecordedEvent> _buffer = new();
         private long _next; // next version to fetch
+        private int _page = 8; // grows to the configured page size: a merge over many streams often needs few events of each
         public RecordedEvent Current { get; private set; } = null!;
 
         public async ValueTask<bool> StartAsync(StreamPosition from, CancellationToken cancellationToken)
@@ -304,7 +305,7 @@ public sealed class StoreStreamService : IStreamService
         {
             var record = await service._store.GetAsync(ns, StreamKeys.Event(stream, version), null, cancellationToken).ConfigureAwait(false)
                 ?? throw new InvalidRequestException($"Event {version} of stream '{stream}' is missing; keys under {StreamKeys.Root} are reserved");
-            return EventDoc.ToRecorded(record).Position;
+            return new StreamPosition(record.Revision, EventDoc.IndexOf(record));
         }
 
         public async ValueTask<bool> MoveNextAsync(CancellationToken cancellationToken)
@@ -325,7 +326,8 @@ public sealed class StoreStreamService : IStreamService
 
         private async ValueTask<bool> FillAsync(CancellationToken cancellationToken)
         {
-            var page = service._options.PageSize;
+            var page = _page;
+            _page = Math.Min(_page * 2, service._options.PageSize);
             if (forward)
             {
                 if (_next > lastVersion) return false;
@@ -358,7 +360,9 @@ public sealed class StoreStreamService : IStreamService
         {
             cancellationToken.ThrowIfCancellationRequested();
             var compacted = false;
-            var request = new WatchRequest { Prefix = prefix, FromRevision = Math.Max(1, position.Revision) };
+            // AfterRevision(r) has seen all of r: watch from r + 1 (r itself may already be outside the retained history).
+            var fromRevision = position.Index == int.MaxValue ? position.Revision + 1 : Math.Max(1, position.Revision);
+            var request = new WatchRequest { Prefix = prefix, FromRevision = fromRevision };
             var watch = _store.WatchAsync(ns, request, cancellationToken).GetAsyncEnumerator(cancellationToken);
             try
             {

@@ -119,6 +119,12 @@ internal sealed class EventDoc
 
     public JsonElement ToJson() => JsonSerializer.SerializeToElement(this, JsonDefaults.Web);
 
+    /// <summary>Just the index (for position probes), without deserializing the event.</summary>
+    public static int IndexOf(ConcordRecord record) =>
+        record.Value.ValueKind == JsonValueKind.Object && record.Value.TryGetProperty("index", out var index) && index.TryGetInt32(out var i)
+            ? i
+            : From(record).Index;
+
     public static RecordedEvent ToRecorded(ConcordRecord record)
     {
         var (stream, version) = StreamKeys.ParseEvent(record.Key);

@@ -186,14 +186,21 @@ public abstract class QueueConcurrencyTests : StoreTestBase
 
 public sealed class MemoryQueueConcurrencyTests : QueueConcurrencyTests
 {
-    protected override bool Durable => false;
+    protected override TestBackend Backend => TestBackend.Memory;
 
     protected override int TaskCount => 300;
 }
 
 public sealed class EmbeddedQueueConcurrencyTests : QueueConcurrencyTests
 {
-    protected override bool Durable => true;
+    protected override TestBackend Backend => TestBackend.Embedded;
 
     protected override int TaskCount => 120;
+}
+
+public sealed class PostgresQueueConcurrencyTests : QueueConcurrencyTests
+{
+    protected override TestBackend Backend => TestBackend.Postgres;
+
+    protected override int TaskCount => 60;
 }

@@ -338,6 +338,22 @@ public abstract class QueueServiceTests : StoreTestBase
     }
 
     [Fact]
+    public async Task PrepareEnqueue_InsideAck_FollowUpExistsIffAckCommitted()
+    {
+        await Enqueue("""{"n":"step1"}""");
+        var lease = await LeaseOne();
+        var followUp = await Queues.PrepareEnqueueAsync(Ns, "jobs", J("""{"n":"step2"}"""), new EnqueueOptions { Group = "pipeline" }, Ct);
+        var failed = await Queues.AckAsync(lease, [.. followUp.Ops, TxnOp.Put("x", J("1"), Expect.Version(2))], Ct);
+        Assert.Equal(AckStatus.EffectConflict, failed.Status);
+        Assert.Null(await Queues.GetTaskAsync(Ns, "jobs", followUp.TaskId, Ct));
+
+        Assert.True((await Queues.AckAsync(lease, followUp.Ops, Ct)).IsAcked);
+        var next = await LeaseOne();
+        Assert.Equal(followUp.TaskId, next.TaskId);
+        Assert.Equal("step2", Name(next));
+    }
+
+    [Fact]
     public async Task Lease_Waiting_WakesOnEnqueueWithoutTimePassing()
     {
         var waiting = Queues.LeaseAsync(Ns, "jobs", "c1", Vis, TimeSpan.FromMinutes(5), Ct).AsTask();
@@ -409,12 +425,17 @@ public abstract class QueueServiceTests : StoreTestBase
 
 public sealed class MemoryQueueServiceTests : QueueServiceTests
 {
-    protected override bool Durable => false;
+    protected override TestBackend Backend => TestBackend.Memory;
+}
+
+public sealed class PostgresQueueServiceTests : QueueServiceTests
+{
+    protected override TestBackend Backend => TestBackend.Postgres;
 }
 
 public sealed class EmbeddedQueueServiceTests : QueueServiceTests
 {
-    protected override bool Durable => true;
+    protected override TestBackend Backend => TestBackend.Embedded;
 
     [Fact]
     public async Task Restart_TasksAndLeasesSurvive()
