@@ -8,14 +8,17 @@ using Concord.Benchmarks.Report;
 // dotnet run -c Release --project bench/Concord.Benchmarks -- [BenchmarkDotNet args]   micro-benchmarks (PointOpsBenchmarks)
 //                                                           -- load contention|durable|memory|all [--quick]   load figures
 //                                                           -- otel [--ops N] [--rounds R]   tracing overhead (docs/benchmarks-otel.md)
+//                                                           -- load backends [--md FILE]   PostgreSQL/Redis figures (scripts/bench-backends.sh)
+//                                                           -- report-backends LOAD.json OUT.md   re-renders docs/benchmarks-backends.md
 //                                                           -- report --load FILE --bdn DIR --out FILE   docs/benchmarks.md
 //                                                           -- spin get|put|patch [--seconds N] [--retain N]   a loop to profile
 return args switch
 {
     ["load", .. var rest] => LoadCommand.Run(rest),
     ["report", .. var rest] => ReportCommand.Run(rest),
-    ["otel", .. var rest] => Concord.Benchmarks.Otel.OtelOverhead.Run(rest),
     ["spin", .. var rest] => SpinCommand.Run(rest),
+    ["otel", .. var rest] => Concord.Benchmarks.Otel.OtelOverhead.Run(rest),
+    ["report-backends", var load, var output] => BackendsReport.Write(load, output),
     _ => RunBenchmarkDotNet(args),
 };
 

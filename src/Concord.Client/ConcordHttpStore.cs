@@ -70,6 +70,7 @@ public sealed class ConcordHttpStore : IConcordStore
         {
             var m = new HttpRequestMessage(HttpMethod.Get, url);
             m.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(RecordMediaType));
+            if (options?.Agent is { } agent) m.Headers.TryAddWithoutValidation("Concord-Agent", EncodeHeader(agent));
             return m;
         }, cancellationToken).ConfigureAwait(false);
         if (response.StatusCode == HttpStatusCode.NotFound && await ProblemCodeAsync(response, cancellationToken).ConfigureAwait(false) == "key-not-found") return null;
@@ -182,9 +183,7 @@ public sealed class ConcordHttpStore : IConcordStore
     {
         ArgumentNullException.ThrowIfNull(request);
         KeyRules.ValidateNamespace(ns);
-        if (request.Key is not null) KeyRules.ValidateKey(request.Key);
-        else KeyRules.ValidatePrefix(request.Prefix);
-        if (request.FromRevision < 0) throw new InvalidRequestException("FromRevision must not be negative");
+        request.Validate(); // the same rules as every store, before anything goes on the wire
         var url = new StringBuilder($"v1/ns/{Uri.EscapeDataString(ns)}/watch?fromRevision={request.FromRevision}");
         if (request.Key is not null) url.Append("&key=").Append(Uri.EscapeDataString(request.Key));
         else url.Append("&prefix=").Append(Uri.EscapeDataString(request.Prefix));

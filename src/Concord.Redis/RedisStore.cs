@@ -64,6 +64,7 @@ public sealed class RedisStore : IConcordStore
     private readonly string _p;
     private readonly RedisChannel _channel;
     private readonly CancellationTokenSource _stop = new();
+    private readonly SemaphoreSlim _commitGate = new(1, 1);
     private readonly Lock _signalGate = new();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ITimer? _sweeper;
@@ -99,10 +100,40 @@ public sealed class RedisStore : IConcordStore
         {
             throw new StoreUnavailableException($"Redis is unavailable: {e.Message}", e, isTransient: true);
         }
+        try
+        {
+            await CheckServerAsync(mux, options.Database).ConfigureAwait(false);
+        }
+        catch
+        {
+            if (owns) await mux.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         var store = new RedisStore(mux, owns, options);
         await mux.GetSubscriber().SubscribeAsync(store._channel, (_, _) => store.PulseChanged()).ConfigureAwait(false);
         store._sweeper = store._time.CreateTimer(static s => _ = ((RedisStore)s!).SweepAsync(), store, store._semantics.ExpirySweepInterval, store._semantics.ExpirySweepInterval);
         return store;
+    }
+
+    /// <summary>
+    /// Refuses servers the store cannot be correct on: Redis Cluster (a commit's script touches keys of many slots), and a
+    /// server that evicts keys under memory pressure (an evicted version, history entry or idempotency record silently
+    /// loses an acknowledged write).
+    /// </summary>
+    private static async Task CheckServerAsync(IConnectionMultiplexer mux, int database)
+    {
+        foreach (var server in mux.GetServers())
+        {
+            if (server.ServerType == ServerType.Cluster)
+                throw new StoreUnavailableException($"Redis Cluster is not supported ({server.EndPoint}): a commit is one script over keys of many hash slots; use a single Redis server (a primary, optionally with replicas)");
+        }
+        // INFO through a script: the client refuses INFO itself without admin mode.
+        var info = (string?)await Translate(() => mux.GetDatabase(database).ScriptEvaluateAsync("return redis.call('INFO', 'memory')")).ConfigureAwait(false) ?? "";
+        string Field(string name) => info.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith(name + ":", StringComparison.Ordinal))?[(name.Length + 1)..] ?? "";
+        var maxMemory = Field("maxmemory");
+        var policy = Field("maxmemory_policy");
+        if (maxMemory is not ("" or "0") && policy is not ("" or "noeviction"))
+            throw new StoreUnavailableException($"Redis evicts keys (maxmemory {maxMemory}, maxmemory-policy {policy}): an evicted version, history entry or idempotency record would silently lose acknowledged writes. Set maxmemory-policy noeviction (or maxmemory 0)");
     }
 
     // ------------------------------------------------------------------ key layout
@@ -260,40 +291,56 @@ public sealed class RedisStore : IConcordStore
                 var cap = Math.Min(20.0, 0.25 * Math.Pow(2, Math.Min(attempt - 2, 8)));
                 await Task.Delay(TimeSpan.FromMilliseconds(cap * _random.NextDouble()), _options.BackoffTimeProvider, cancellationToken).ConfigureAwait(false);
             }
-            // Read everything the evaluation needs, pipelined; the script below re-checks the revision atomically.
-            var revTask = _db.StringGetAsync([RevKey, TicksKey]);
-            var rowsTask = keys.Length == 0 ? Task.FromResult(Array.Empty<RedisValue>()) : _db.HashGetAsync(KvKey(ns), keys);
-            var idemTask = options.IdempotencyKey is { } ik ? _db.StringGetAsync(IdempotencyKey(ns, ik)) : Task.FromResult(RedisValue.Null);
-            var meta = await Translate(() => revTask).ConfigureAwait(false);
-            var rows = await Translate(() => rowsTask).ConfigureAwait(false);
-            var idem = await Translate(() => idemTask).ConfigureAwait(false);
-            var last = meta[0].IsNull ? 0 : (long)meta[0];
-            var lastTicks = meta[1].IsNull ? 0 : (long)meta[1];
-            var view = new PreloadedView();
-            for (var i = 0; i < keys.Length; i++)
+            // One attempt at a time per node: clients of one node queue here instead of losing optimistic races on the
+            // global revision to each other (64 clients otherwise spend most attempts on retries and backoff). Nodes still
+            // race each other; the script's revision check keeps that safe.
+            await _commitGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
             {
-                if (!rows[i].IsNull) view.Rows[keys[i]!] = ParseRecord(rows[i]!);
+                if (await AttemptAsync(ns, request, options, fingerprint, keys, prefixes).ConfigureAwait(false) is { } done) return done;
             }
-            foreach (var prefix in prefixes) view.Prefixes[prefix] = await PrefixModRevisionAsync(ns, prefix).ConfigureAwait(false);
-            if (!idem.IsNull)
+            finally
             {
-                using var doc = JsonDocument.Parse((string)idem!);
-                view.Idempotency = Codec.ReadIdempotency(doc.RootElement);
+                _commitGate.Release();
             }
-
-            var now = _time.GetUtcNow();
-            var commitTime = new DateTimeOffset(Math.Max(now.UtcTicks, lastTicks + 1), TimeSpan.Zero);
-            var result = TxnEvaluator.Evaluate(ns, request, options, fingerprint, view, new EvaluationContext(last, now, commitTime, _semantics), out var commit);
-            if (commit is null)
-            {
-                // A conflict or replay is decided at revision `last`: confirm nothing committed since, so the answer is linearizable.
-                var current = await Translate(() => _db.StringGetAsync(RevKey)).ConfigureAwait(false);
-                if ((current.IsNull ? 0 : (long)current) == last) return result;
-                continue;
-            }
-            if (await CommitAsync(commit, last).ConfigureAwait(false)) return result;
         }
         throw new StoreUnavailableException($"Gave up after {_options.MaxAttempts} attempts: other writers kept committing first", null, isTransient: true);
+    }
+
+    /// <summary>One read–evaluate–commit attempt; null when another commit won the race.</summary>
+    private async Task<TxnResult?> AttemptAsync(string ns, TxnRequest request, WriteOptions options, byte[]? fingerprint, RedisValue[] keys, string[] prefixes)
+    {
+        // Read everything the evaluation needs, pipelined; the script below re-checks the revision atomically.
+        var revTask = _db.StringGetAsync([RevKey, TicksKey]);
+        var rowsTask = keys.Length == 0 ? Task.FromResult(Array.Empty<RedisValue>()) : _db.HashGetAsync(KvKey(ns), keys);
+        var idemTask = options.IdempotencyKey is { } ik ? _db.StringGetAsync(IdempotencyKey(ns, ik)) : Task.FromResult(RedisValue.Null);
+        var meta = await Translate(() => revTask).ConfigureAwait(false);
+        var rows = await Translate(() => rowsTask).ConfigureAwait(false);
+        var idem = await Translate(() => idemTask).ConfigureAwait(false);
+        var last = meta[0].IsNull ? 0 : (long)meta[0];
+        var lastTicks = meta[1].IsNull ? 0 : (long)meta[1];
+        var view = new PreloadedView();
+        for (var i = 0; i < keys.Length; i++)
+        {
+            if (!rows[i].IsNull) view.Rows[keys[i]!] = ParseRecord(rows[i]!);
+        }
+        foreach (var prefix in prefixes) view.Prefixes[prefix] = await PrefixModRevisionAsync(ns, prefix).ConfigureAwait(false);
+        if (!idem.IsNull)
+        {
+            using var doc = JsonDocument.Parse((string)idem!);
+            view.Idempotency = Codec.ReadIdempotency(doc.RootElement);
+        }
+
+        var now = _time.GetUtcNow();
+        var commitTime = new DateTimeOffset(Math.Max(now.UtcTicks, lastTicks + 1), TimeSpan.Zero);
+        var result = TxnEvaluator.Evaluate(ns, request, options, fingerprint, view, new EvaluationContext(last, now, commitTime, _semantics), out var commit);
+        if (commit is null)
+        {
+            // A conflict or replay is decided at revision `last`: confirm nothing committed since, so the answer is linearizable.
+            var current = await Translate(() => _db.StringGetAsync(RevKey)).ConfigureAwait(false);
+            return (current.IsNull ? 0 : (long)current) == last ? result : null;
+        }
+        return await CommitAsync(commit, last).ConfigureAwait(false) ? result : null;
     }
 
     /// <summary>Inclusive upper bound of keys under a prefix (lexicographic by UTF-8 bytes); default = unbounded.</summary>

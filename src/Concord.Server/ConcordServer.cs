@@ -2,6 +2,7 @@ using Concord.Coordination.Locks;
 using Concord.Coordination.Queues;
 using Concord.Coordination.Streams;
 using Concord.Engine;
+using Concord.Server.Dashboard;
 using Concord.Server.Http;
 using Concord.Server.Mcp;
 using Microsoft.AspNetCore.Builder;
@@ -61,8 +62,8 @@ public static class ConcordServer
         builder.Services.AddHttpContextAccessor();
         builder.Services.AddMcpServer(o => o.ServerInstructions = ConcordTools.Instructions)
             .WithHttpTransport(t => t.Stateless = true)
-            .WithTools<ConcordTools>()
-            .WithTools<ConcordWorkTools>()
+            .WithTools<ConcordTools>(Wire.WireJson.Options)
+            .WithTools<ConcordWorkTools>(Wire.WireJson.Options)
             .WithRequestFilters(f => f.AddCallToolFilter(ArgumentCheck.Filter));
         builder.AddConcordOpenTelemetry();
         configureBuilder?.Invoke(builder);
@@ -71,11 +72,12 @@ public static class ConcordServer
         store ??= await OpenStoreAsync(options, cancellationToken).ConfigureAwait(false);
         var served = store as Diagnostics.InstrumentedStore ?? new Diagnostics.InstrumentedStore(store); // a span per operation
         builder.Services.AddSingleton<IConcordStore>(served);
+        builder.AddConcordDashboard(served); // the journal in front of it becomes the IConcordStore routes use
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(new Auth(options));
         builder.Services.AddSingleton(new WatchLimiter(options.MaxWatchers));
         builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton<ILockService>(sp => new StoreLockService(served, sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton<ILockService>(sp => new StoreLockService(served, sp.GetRequiredService<TimeProvider>()) { MaxWaitersPerLock = options.MaxLockWaitersPerKey });
         builder.Services.AddSingleton<IQueueService>(sp => new StoreQueueService(served, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
         builder.Services.AddSingleton<IStreamService>(_ => new StoreStreamService(served));
 
@@ -104,6 +106,7 @@ public static class ConcordServer
         v1.MapWatchApi();
         v1.MapLocksApi();
         app.MapConcordMcp();
+        app.MapConcordDashboard();
         return app;
     }
 

@@ -65,6 +65,9 @@ public sealed class ConcordServerOptions
     /// <summary>Concurrent watch (SSE) streams allowed. <value>Default: 1,000.</value></summary>
     public int MaxWatchers { get; set; } = 1000;
 
+    /// <summary>Waiters allowed in one lock's queue; more get HTTP 429 <c>too-many-waiters</c>. <value>Default: 1,000.</value></summary>
+    public int MaxLockWaitersPerKey { get; set; } = 1000;
+
     /// <summary>API keys. Empty means authentication is off (development only; a warning is logged). <value>Default: empty.</value></summary>
     public List<ApiKeyOptions> ApiKeys { get; set; } = [];
 
@@ -83,6 +86,7 @@ public sealed class ConcordServerOptions
         if (MaxRequestBodyBytes < 1024) throw new InvalidRequestException($"Concord:MaxRequestBodyBytes must be at least 1024 (got {MaxRequestBodyBytes})");
         if (MaxValueBytes < 16) throw new InvalidRequestException($"Concord:MaxValueBytes must be at least 16 (got {MaxValueBytes})");
         if (MaxWatchers < 0) throw new InvalidRequestException($"Concord:MaxWatchers must not be negative (got {MaxWatchers})");
+        if (MaxLockWaitersPerKey < 1) throw new InvalidRequestException($"Concord:MaxLockWaitersPerKey must be at least 1 (got {MaxLockWaitersPerKey})");
         if (ShutdownTimeout < TimeSpan.Zero) throw new InvalidRequestException("Concord:ShutdownTimeout must not be negative");
         if (LogFormat is not ("simple" or "json")) throw new InvalidRequestException($"Concord:LogFormat must be 'simple' or 'json' (got '{LogFormat}')");
         foreach (var key in ApiKeys)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Concord.Benchmarks.Report;
 
 namespace Concord.Benchmarks.Load;
 
@@ -11,11 +12,11 @@ internal static class LoadCommand
 {
     public static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
-    public const string Usage = "usage: load contention|durable|memory|all [--quick] [--runs N] [--dir WORKDIR] [--out FILE.json]";
+    public const string Usage = "usage: load contention|durable|memory|all|backends [--quick] [--runs N] [--dir WORKDIR] [--out FILE.json] [--md FILE.md]";
 
     public static int Run(string[] args)
     {
-        string? suite = null, dir = null, output = null;
+        string? suite = null, dir = null, output = null, markdown = null;
         int? runs = null;
         var quick = false;
         for (var i = 0; i < args.Length; i++)
@@ -26,7 +27,8 @@ internal static class LoadCommand
                 case "--runs" when i + 1 < args.Length && int.TryParse(args[i + 1], out var r) && r > 0: runs = r; i++; break;
                 case "--dir" when i + 1 < args.Length: dir = args[++i]; break;
                 case "--out" when i + 1 < args.Length: output = args[++i]; break;
-                case "contention" or "durable" or "memory" or "all" when suite is null: suite = args[i]; break;
+                case "--md" when i + 1 < args.Length: markdown = args[++i]; break;
+                case "contention" or "durable" or "memory" or "all" or "backends" when suite is null: suite = args[i]; break;
                 default:
                     Console.Error.WriteLine($"unexpected argument '{args[i]}'\n{Usage}");
                     return 2;
@@ -51,6 +53,7 @@ internal static class LoadCommand
             if (suite is "contention" or "all") comparisons.AddRange(ContentionLoad.Run(settings, Log));
             if (suite is "durable" or "all") comparisons.AddRange(DurableLoad.Run(settings, Log));
             if (suite is "memory" or "all") comparisons.AddRange(MemoryLoad.Run(settings, Log));
+            if (suite is "backends") comparisons.AddRange(BackendsLoad.Run(settings, Log));
         }
         finally
         {
@@ -66,6 +69,12 @@ internal static class LoadCommand
         {
             var verdict = c.TargetMet is { } met ? $"  target {c.Target} {(met ? "met" : "MISSED")}" : "";
             Console.WriteLine($"{c.Suite,-10} {c.Scenario,-26} concord {c.Concord.Median,14:N0} {c.Unit,-9} peer {c.Peer.Median,14:N0}  ratio {c.Ratio,7:0.00}×{verdict}");
+        }
+        if (markdown is not null)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(markdown))!);
+            File.WriteAllText(markdown, BackendsReport.Render(results, clock.Elapsed));
+            Console.WriteLine($"wrote {markdown}");
         }
         Console.WriteLine($"\nwrote {output} in {clock.Elapsed.TotalSeconds:0.0} s");
         return 0;

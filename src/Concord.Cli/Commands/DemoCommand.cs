@@ -33,6 +33,13 @@ internal static class DemoCommand
 
         Think times (0.2-2 s per LLM call) run in virtual time, so the demo takes a moment and a seed replays exactly.
         Runs on the embedded engine (durable log, fresh temp directory) unless --memory or --data is given.
+
+        Watch it: --serve starts a Concord server on a free loopback port, prints the dashboard's address, runs the
+        agents against it over HTTP with think times in real time (--pace 1; 0.5 = twice as fast), then keeps serving
+        until Ctrl+C (--exit stops at the end). --serve URL uses a running server instead (start it with --no-strict
+        to see naive writes get through; API key from CONCORD_API_KEY). --pace paces the account and counter
+        scenarios; the agent scenarios run at full speed.
+
         Exit codes: 0 the demo ran (naive losing updates is the expected outcome), 1 failure, 2 bad arguments.
         """;
 
@@ -61,8 +68,16 @@ internal static class DemoCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON document with the per-mode results instead of tables" };
         var data = new Option<string?>("--data") { Description = "Embedded engine data directory (default: a fresh temp directory, deleted afterwards)", HelpName = "DIR" };
         var memory = new Option<bool>("--memory") { Description = "Run on the in-memory engine (no durable log)" };
+        var serve = new Option<string?>("--serve")
+        {
+            Description = "Run the agents against a Concord server over HTTP and watch them on its dashboard: an in-process server on a free port, or the one at URL",
+            HelpName = "URL",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var pace = new Option<double?>("--pace") { Description = "With --serve: real seconds per virtual second of think time in the account and counter scenarios (default 1; 0 = as fast as possible)", HelpName = "X" };
+        var exit = new Option<bool>("--exit") { Description = "With --serve: stop the in-process server when the demo ends instead of serving until Ctrl+C" };
 
-        var command = new Command("demo", Help) { scenario, mode, agents, increments, seed, json, data, memory };
+        var command = new Command("demo", Help) { scenario, mode, agents, increments, seed, json, data, memory, serve, pace, exit };
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             var output = parseResult.InvocationConfiguration.Output;
@@ -75,7 +90,28 @@ internal static class DemoCommand
                 await error.WriteLineAsync($"concord demo: {problem}").ConfigureAwait(false);
                 return 2;
             }
-            return await DemoRunner.RunAsync(settings, output, error, cancellationToken).ConfigureAwait(false);
+            var serving = parseResult.GetResult(serve) is { Implicit: false };
+            if (!serving)
+            {
+                if (parseResult.GetValue(pace) is not null || parseResult.GetValue(exit))
+                {
+                    await error.WriteLineAsync("concord demo: --pace and --exit apply to --serve only.").ConfigureAwait(false);
+                    return 2;
+                }
+                return await DemoRunner.RunAsync(settings, output, error, cancellationToken).ConfigureAwait(false);
+            }
+            var paceValue = parseResult.GetValue(pace) ?? 1.0;
+            if (!(paceValue >= 0 && paceValue <= 100))
+            {
+                await error.WriteLineAsync("concord demo: --pace must be between 0 and 100.").ConfigureAwait(false);
+                return 2;
+            }
+            if (parseResult.GetValue(data) is not null)
+            {
+                await error.WriteLineAsync("concord demo: --data does not apply to --serve (the in-process server keeps the demo in memory).").ConfigureAwait(false);
+                return 2;
+            }
+            return await ServedDemo.RunAsync(settings with { Pace = paceValue }, parseResult.GetValue(serve), parseResult.GetValue(exit), output, error, cancellationToken).ConfigureAwait(false);
         });
         return command;
     }

@@ -256,7 +256,9 @@ internal static class DemoRenderer
 
     private static string ModeName(ConcurrencyMode mode) => mode.ToString().ToLowerInvariant();
 
-    private static string EngineText(DemoSettings settings) => settings.Memory
+    private static string EngineText(DemoSettings settings) => settings.ServedAt is { } url
+        ? $"agents over HTTP against {Esc(url)} (the dashboard shows the run)"
+        : settings.Memory
         ? "in-memory engine"
         : settings.DataDirectory is null
             ? "embedded engine (durable log in a fresh temp directory, deleted afterwards)"

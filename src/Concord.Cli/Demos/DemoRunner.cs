@@ -41,10 +41,7 @@ internal static class DemoRunner
     {
         var started = Stopwatch.GetTimestamp();
         string? tempDirectory = null;
-        var options = new ConcordEngineOptions { StrictMode = true };
-        options.StrictNamespaces[Namespace("account", ConcurrencyMode.Naive)] = false;
-        options.StrictNamespaces[Namespace("counter", ConcurrencyMode.Naive)] = false;
-        foreach (var name in AgentScenarios.Names) options.StrictNamespaces[Namespace(name, ConcurrencyMode.Naive)] = false;
+        var options = EngineOptions();
         if (!settings.Memory)
         {
             options.DataDirectory = settings.DataDirectory
@@ -55,25 +52,9 @@ internal static class DemoRunner
             object report;
             await using (var engine = await ConcordEngine.OpenAsync(options, cancellationToken).ConfigureAwait(false))
             {
-                report = settings.Scenario switch
-                {
-                    "account" => await RunAccountAsync(engine, settings, cancellationToken).ConfigureAwait(false),
-                    "counter" => await RunCounterAsync(engine, settings, cancellationToken).ConfigureAwait(false),
-                    _ => await RunAgentScenarioAsync(engine, settings, cancellationToken).ConfigureAwait(false),
-                };
+                report = await RunScenarioAsync(engine, settings, cancellationToken).ConfigureAwait(false);
             }
-            if (settings.Json)
-            {
-                await output.WriteLineAsync(JsonSerializer.Serialize(report, report.GetType(), JsonOptions)).ConfigureAwait(false);
-            }
-            else
-            {
-                var console = DemoConsole.Create(output);
-                var wall = Stopwatch.GetElapsedTime(started);
-                if (report is AccountDemoReport account) DemoRenderer.RenderAccount(console, account, settings, wall);
-                else if (report is AgentDemoReport agents) DemoRenderer.RenderAgentScenario(console, agents, settings, wall);
-                else DemoRenderer.RenderCounter(console, (CounterDemoReport)report, settings, wall);
-            }
+            await ReportAsync(report, settings, output, Stopwatch.GetElapsedTime(started)).ConfigureAwait(false);
             return 0;
         }
         catch (Exception e) when (e is ConcordException or IOException or UnauthorizedAccessException)
@@ -87,9 +68,40 @@ internal static class DemoRunner
         }
     }
 
-    private static async Task<AccountDemoReport> RunAccountAsync(ConcordEngine engine, DemoSettings settings, CancellationToken cancellationToken)
+    /// <summary>Engine options with the naive namespaces relaxed (strict mode elsewhere), as every demo run uses.</summary>
+    internal static ConcordEngineOptions EngineOptions()
     {
-        var scenario = new AccountScenario(settings.Seed);
+        var options = new ConcordEngineOptions { StrictMode = true };
+        options.StrictNamespaces[Namespace("account", ConcurrencyMode.Naive)] = false;
+        options.StrictNamespaces[Namespace("counter", ConcurrencyMode.Naive)] = false;
+        foreach (var name in AgentScenarios.Names) options.StrictNamespaces[Namespace(name, ConcurrencyMode.Naive)] = false;
+        return options;
+    }
+
+    /// <summary>Runs the chosen scenario in each mode on <paramref name="store"/> (an engine, or a server over HTTP).</summary>
+    internal static async Task<object> RunScenarioAsync(IConcordStore store, DemoSettings settings, CancellationToken cancellationToken) => settings.Scenario switch
+    {
+        "account" => await RunAccountAsync(store, settings, cancellationToken).ConfigureAwait(false),
+        "counter" => await RunCounterAsync(store, settings, cancellationToken).ConfigureAwait(false),
+        _ => await RunAgentScenarioAsync(store, settings, cancellationToken).ConfigureAwait(false),
+    };
+
+    internal static async Task ReportAsync(object report, DemoSettings settings, TextWriter output, TimeSpan wall)
+    {
+        if (settings.Json)
+        {
+            await output.WriteLineAsync(JsonSerializer.Serialize(report, report.GetType(), JsonOptions)).ConfigureAwait(false);
+            return;
+        }
+        var console = DemoConsole.Create(output);
+        if (report is AccountDemoReport account) DemoRenderer.RenderAccount(console, account, settings, wall);
+        else if (report is AgentDemoReport agents) DemoRenderer.RenderAgentScenario(console, agents, settings, wall);
+        else DemoRenderer.RenderCounter(console, (CounterDemoReport)report, settings, wall);
+    }
+
+    private static async Task<AccountDemoReport> RunAccountAsync(IConcordStore engine, DemoSettings settings, CancellationToken cancellationToken)
+    {
+        var scenario = new AccountScenario(settings.Seed) { Pace = settings.Pace };
         var runs = new List<AccountRun>();
         AccountRun? strict = null;
         foreach (var mode in settings.Modes)
@@ -101,16 +113,16 @@ internal static class DemoRunner
         return new AccountDemoReport("account", settings.Seed, settings.EngineName, AccountScenario.Key, AccountScenario.ExpectedValue, runs, strict);
     }
 
-    private static async Task<CounterDemoReport> RunCounterAsync(ConcordEngine engine, DemoSettings settings, CancellationToken cancellationToken)
+    private static async Task<CounterDemoReport> RunCounterAsync(IConcordStore engine, DemoSettings settings, CancellationToken cancellationToken)
     {
-        var scenario = new CounterScenario(settings.Seed, settings.Agents, settings.Increments);
+        var scenario = new CounterScenario(settings.Seed, settings.Agents, settings.Increments) { Pace = settings.Pace };
         var runs = new List<CounterRun>();
         foreach (var mode in settings.Modes)
             runs.Add(await scenario.RunAsync(engine, Namespace("counter", mode), mode, cancellationToken).ConfigureAwait(false));
         return new CounterDemoReport("counter", settings.Seed, settings.EngineName, CounterScenario.Key, settings.Agents, settings.Increments, runs);
     }
 
-    private static async Task<AgentDemoReport> RunAgentScenarioAsync(ConcordEngine engine, DemoSettings settings, CancellationToken cancellationToken)
+    private static async Task<AgentDemoReport> RunAgentScenarioAsync(IConcordStore engine, DemoSettings settings, CancellationToken cancellationToken)
     {
         var scenario = AgentScenarios.Create(settings.Scenario, settings.Seed);
         var runs = new List<ScenarioRun>();

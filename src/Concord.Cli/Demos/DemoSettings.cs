@@ -39,7 +39,15 @@ internal sealed record DemoSettings
 
     public required bool Memory { get; init; }
 
-    public string EngineName => Memory ? "memory" : "embedded";
+    /// <summary>
+    /// Set when the agents run against a Concord server over HTTP (<c>--serve</c>): the server's base address.
+    /// </summary>
+    public string? ServedAt { get; init; }
+
+    /// <summary>Real seconds per virtual second of think time (<c>--pace</c>); 0 runs as fast as possible.</summary>
+    public double Pace { get; init; }
+
+    public string EngineName => ServedAt is not null ? "server" : Memory ? "memory" : "embedded";
 
     /// <summary>The command line that reproduces this run (defaults omitted, the seed always shown).</summary>
     public string ReplayCommand

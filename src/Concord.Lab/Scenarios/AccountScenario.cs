@@ -182,6 +182,12 @@ public sealed class AccountScenario
     /// <summary>The seed.</summary>
     public int Seed => _seed;
 
+    /// <summary>
+    /// Real seconds per virtual second (<see cref="VirtualTimeProvider.Pace"/>): 1.0 runs think times in real time so a
+    /// person can watch the run on the dashboard; the outcome is the same at any pace. <value>Default: 0 (as fast as possible).</value>
+    /// </summary>
+    public double Pace { get; init; }
+
     /// <summary>Each agent's start offset and first think time, in agent order.</summary>
     public IReadOnlyList<AgentSchedule> Schedules { get; }
 
@@ -223,7 +229,7 @@ public sealed class AccountScenario
         var reset = await setup.PutAsync(Key, InitialValue, Expect.Version(existing?.Version ?? 0), cancellationToken: cancellationToken).ConfigureAwait(false);
         if (!reset.IsApplied) throw new InvalidOperationException($"Could not reset {Key}: {reset}");
 
-        var time = new VirtualTimeProvider();
+        var time = new VirtualTimeProvider { Pace = Pace };
         var agents = new AccountAgent[Updates.Count];
         var runs = new List<Func<CancellationToken, Task>>(agents.Length);
         for (var i = 0; i < agents.Length; i++)
@@ -238,7 +244,7 @@ public sealed class AccountScenario
         }
         var elapsed = await time.RunAsync(runs, cancellationToken).ConfigureAwait(false);
 
-        var final = await store.GetAsync(ns, Key, null, cancellationToken).ConfigureAwait(false)
+        var final = await setup.GetAsync(Key, cancellationToken).ConfigureAwait(false)
             ?? throw new InvalidOperationException($"{Key} disappeared during the run");
         var reports = agents.Select(a => a.Report! with { Kept = FieldOf(final.Value, a.Update.Field) == a.Update.Value }).ToList();
         var risk = await RiskAgent.AssessAsync(new ConcordSession(store, ns, "risk"), Key, cancellationToken).ConfigureAwait(false);

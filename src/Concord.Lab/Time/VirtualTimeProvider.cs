@@ -42,6 +42,26 @@ public sealed class VirtualTimeProvider : TimeProvider
     /// <summary>Creates a clock that reads <paramref name="epoch"/> (default <see cref="DefaultEpoch"/>) at elapsed zero.</summary>
     public VirtualTimeProvider(DateTimeOffset? epoch = null) => _epoch = epoch ?? DefaultEpoch;
 
+    /// <summary>
+    /// Real-time pacing of <see cref="RunAsync"/>: before it fires a timer, the driver waits this many real seconds per
+    /// virtual second the clock is about to jump (1.0 = think times take as long as they say; 0.5 = twice as fast).
+    /// Only the wall-clock spacing changes, never the order in which timers fire, so a paced run does exactly what an
+    /// unpaced one does — slowly enough for a person to watch it (<c>concord demo --serve</c>).
+    /// <value>Default: 0 (as fast as possible).</value>
+    /// </summary>
+    public double Pace
+    {
+        get;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            field = value;
+        }
+    }
+
+    /// <summary>The real clock that <see cref="Pace"/> waits on. <value>Default: <see cref="TimeProvider.System"/>.</value></summary>
+    public TimeProvider PaceClock { get; init; } = TimeProvider.System;
+
     /// <summary>Virtual time elapsed since the clock was created.</summary>
     public TimeSpan Elapsed
     {
@@ -149,6 +169,8 @@ public sealed class VirtualTimeProvider : TimeProvider
             }
             while (tasks.Exists(static t => !t.IsCompleted))
             {
+                if (Pace > 0 && UntilNextTimer() is { } gap && gap > TimeSpan.Zero)
+                    await Task.Delay(gap * Pace, PaceClock, cancellationToken).ConfigureAwait(false);
                 Advance();
                 await WaitQuiescentAsync(tasks, signal, cancellationToken).ConfigureAwait(false);
             }
@@ -159,6 +181,20 @@ public sealed class VirtualTimeProvider : TimeProvider
         }
         await Task.WhenAll(tasks).ConfigureAwait(false);
         return Elapsed - start;
+    }
+
+    /// <summary>Virtual time until the earliest armed timer is due, or null when none is armed.</summary>
+    private TimeSpan? UntilNextTimer()
+    {
+        lock (_gate)
+        {
+            while (_queue.TryPeek(out var entry, out var when))
+            {
+                if (entry.Timer.Generation == entry.Generation) return new TimeSpan(Math.Max(0, when.Due - _now));
+                _queue.Dequeue(); // changed or disposed since it was queued
+            }
+            return null;
+        }
     }
 
     /// <summary>Waits until every unfinished agent waits on an armed timer.</summary>

@@ -43,6 +43,8 @@ internal static class LocksApi
         var result = await locks.AcquireAsync(ns, body.Name, request, ct);
         if (result.Lease is { } lease)
             return Results.Json(new LeaseDto(lease.Name, lease.Owner, lease.Mode, lease.Token, lease.LeaseId, lease.ExpiresAt), Wire.WireJson.Options);
+        if (result.Status == LockStatus.TooManyWaiters)
+            return Problems.Create(429, "too-many-waiters", "Too many waiters", result.Message ?? "", new Dictionary<string, object?> { ["holders"] = result.Holders });
         return Problems.Create(409, result.Status == LockStatus.Deadlock ? "deadlock" : "lock-busy",
             result.Status == LockStatus.Deadlock ? "Deadlock" : "Lock busy", result.Message ?? "", new Dictionary<string, object?> { ["holders"] = result.Holders });
     }

@@ -85,6 +85,9 @@ public sealed partial class ConcordSession
 {
     private readonly IRandomizer _random;
 
+    // Latest reads carry the agent id (for journals and traces) without allocating per call.
+    private readonly ReadOptions _latestRead;
+
     /// <summary>Creates a session.</summary>
     public ConcordSession(IConcordStore store, string ns, string agentId, SessionOptions? options = null)
     {
@@ -98,6 +101,7 @@ public sealed partial class ConcordSession
         Options.Retry.Validate();
         _random = Options.Randomizer ?? new SeededRandomizer(StableHash(agentId));
         _contexts = new CausalContextCache(Options.CausalContextCapacity);
+        _latestRead = new ReadOptions { Agent = agentId };
     }
 
     /// <summary>The underlying store.</summary>
@@ -114,11 +118,11 @@ public sealed partial class ConcordSession
 
     /// <summary>Reads the latest version of <paramref name="key"/>, or null.</summary>
     public ValueTask<ConcordRecord?> GetAsync(string key, CancellationToken cancellationToken = default) =>
-        Observe(Store.GetAsync(Namespace, key, null, cancellationToken));
+        Observe(Store.GetAsync(Namespace, key, _latestRead, cancellationToken));
 
     /// <summary>Reads <paramref name="key"/> as of <paramref name="revision"/>.</summary>
     public ValueTask<ConcordRecord?> GetAsync(string key, long revision, CancellationToken cancellationToken = default) =>
-        Observe(Store.GetAsync(Namespace, key, new ReadOptions { AtRevision = revision }, cancellationToken));
+        Observe(Store.GetAsync(Namespace, key, new ReadOptions { AtRevision = revision, Agent = AgentId }, cancellationToken));
 
     /// <summary>Reads and deserializes <paramref name="key"/>; default when absent.</summary>
     public async ValueTask<T?> GetValueAsync<T>(string key, CancellationToken cancellationToken = default)
@@ -324,7 +328,7 @@ public sealed class OptimisticTransaction
     {
         ThrowIfFinished();
         if (_ownWrites.TryGetValue(key, out var own)) return own;
-        var record = await _session.Store.GetAsync(_session.Namespace, key, new ReadOptions { AtRevision = SnapshotRevision }, cancellationToken).ConfigureAwait(false);
+        var record = await _session.Store.GetAsync(_session.Namespace, key, new ReadOptions { AtRevision = SnapshotRevision, Agent = _session.AgentId }, cancellationToken).ConfigureAwait(false);
         _session.Remember(record);
         _readKeys.Add(key);
         return record;

@@ -51,6 +51,13 @@ public sealed record ReadOptions
 {
     /// <summary>Read the value as of this revision (a snapshot read). <value>Default: null (latest).</value></summary>
     public long? AtRevision { get; init; }
+
+    /// <summary>
+    /// Agent id of the reader. Stores ignore it for the read itself; it attributes the read in journals and traces (the
+    /// HTTP client sends it as <c>Concord-Agent</c>, so the server's dashboard can tell who read which version). Sessions set it.
+    /// <value>Default: null.</value>
+    /// </summary>
+    public string? Agent { get; init; }
 }
 
 /// <summary>A prefix scan.</summary>

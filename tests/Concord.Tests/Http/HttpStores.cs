@@ -81,12 +81,13 @@ internal static class HttpStores
 internal sealed partial class ServeProcess : IAsyncDisposable
 {
     private readonly Process _process;
-    private readonly StringBuilder _output = new();
+    private readonly StringBuilder _output;
 
-    private ServeProcess(Process process, Uri baseAddress)
+    private ServeProcess(Process process, Uri baseAddress, StringBuilder output)
     {
         _process = process;
         BaseAddress = baseAddress;
+        _output = output;
     }
 
     public Uri BaseAddress { get; }
@@ -157,8 +158,7 @@ internal sealed partial class ServeProcess : IAsyncDisposable
             process.Dispose();
             throw;
         }
-        var serve = new ServeProcess(process, address);
-        lock (serve._output) serve._output.Append(Snapshot(output));
+        var serve = new ServeProcess(process, address, output);
         using var probe = new HttpClient { BaseAddress = address };
         for (var attempt = 0; ; attempt++)
         {
@@ -191,6 +191,7 @@ internal sealed partial class ServeProcess : IAsyncDisposable
         const int SigTerm = 15;
         Assert.Equal(0, Kill(_process.Id, SigTerm));
         await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        _process.WaitForExit(); // drains the redirected output
         return _process.ExitCode;
     }
 

@@ -24,6 +24,9 @@ public enum LockStatus
 
     /// <summary>Waiting would have closed a cycle in the wait-for graph; this (youngest) waiter was chosen to give up.</summary>
     Deadlock,
+
+    /// <summary>The lock already had the maximum number of waiters (<see cref="StoreLockService.MaxWaitersPerLock"/>); this request was not queued.</summary>
+    TooManyWaiters,
 }
 
 /// <summary>An acquisition request.</summary>

@@ -30,6 +30,13 @@ public sealed class StoreLockService : ILockService
         _time = timeProvider ?? TimeProvider.System;
     }
 
+    /// <summary>
+    /// Most waiters queued on one lock; a further acquisition that would have to wait is refused at once with
+    /// <see cref="LockStatus.TooManyWaiters"/> (so one hot key cannot grow its lock record without bound).
+    /// <value>Default: 1,000.</value>
+    /// </summary>
+    public int MaxWaitersPerLock { get; init; } = 1000;
+
     /// <summary>The record key of lock <paramref name="name"/>.</summary>
     public static string KeyFor(string name) => KeyPrefix + name;
 
@@ -119,6 +126,9 @@ public sealed class StoreLockService : ILockService
 
             if (mine is null)
             {
+                if (state.Waiters.Count >= MaxWaitersPerLock)
+                    return new LockResult(LockStatus.TooManyWaiters, null, state.HolderOwners(),
+                        $"'{name}' already has {state.Waiters.Count} waiters (the limit is {MaxWaitersPerLock}); try again later");
                 var id = $"{request.Owner}:w{Interlocked.Increment(ref _ids)}";
                 state.Waiters.Add(new LockState.Waiter { Owner = request.Owner, Mode = request.Mode, Since = now, Until = deadline, Id = id, Lock = name });
                 if (!await TryWriteAsync(ns, key, state, record, request.Owner, cancellationToken).ConfigureAwait(false)) continue;

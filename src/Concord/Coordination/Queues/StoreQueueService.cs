@@ -65,8 +65,9 @@ public sealed class StoreQueueService : IQueueService
     {
         var keys = new QueueKeys(queue);
         options ??= new EnqueueOptions();
+        // The producer span is current while the task is built, so the task carries its trace context for the consumer's link.
         using var activity = ConcordTelemetry.ActivitySource.StartActivity("concord.queue.enqueue", ActivityKind.Producer);
-        var doc = NewTask(keys, payload, options); // carries the enqueue span's traceparent
+        var doc = NewTask(keys, payload, options);
         for (var attempt = 1; attempt <= _options.MaxCasAttempts; attempt++)
         {
             var ops = await EnqueueOpsAsync(ns, keys, doc, cancellationToken).ConfigureAwait(false);

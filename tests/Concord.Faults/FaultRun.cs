@@ -1,0 +1,450 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Concord.Client;
+using Concord.Lab.Checkers;
+using Concord.Lab.Checkers.Linearizability;
+using Concord.Lab.History;
+
+namespace Concord.Faults;
+
+/// <summary>Settings of one fault run.</summary>
+public sealed record FaultRunOptions
+{
+    /// <summary>embedded | postgres | redis.</summary>
+    public string Backend { get; init; } = "embedded";
+
+    /// <summary>Connection string of postgres/redis (host and port are rewritten to go through the nemesis's proxy).</summary>
+    public string? Connection { get; init; }
+
+    /// <summary>How long clients run while the nemesis injects faults.</summary>
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(60);
+
+    public int Clients { get; init; } = 4;
+
+    public int Seed { get; init; } = 1;
+
+    /// <summary>Lease TTL of the fence probe; the pause lasts well past it.</summary>
+    public TimeSpan LeaseTtl { get; init; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan PauseLength { get; init; } = TimeSpan.FromMilliseconds(2500);
+
+    public TextWriter Log { get; init; } = TextWriter.Null;
+
+    /// <summary>Where to save the recorded register history (JSONL, <c>concord check</c> reads it); null: not saved.</summary>
+    public string? HistoryPath { get; init; }
+}
+
+/// <summary>One checked property of a run.</summary>
+public sealed record FaultVerdict(string Property, bool Passed, string Detail);
+
+/// <summary>What a run did and whether every checker passed.</summary>
+public sealed class FaultRunResult
+{
+    public required FaultRunOptions Options { get; init; }
+    public TimeSpan Elapsed { get; set; }
+#pragma warning disable CA1051 // counters bumped with Interlocked
+    public int RegisterOps;
+    public int RegisterInfo;
+    public int IncrementsAcked;
+    public int IncrementsUnknown;
+    public int IncrementAttempts;
+    public int UniqueWritesAcked;
+    public int UniqueWritesUnknown;
+    public int FenceProbes;
+#pragma warning restore CA1051
+    public long FinalCounter { get; set; }
+    public ConcurrentDictionary<string, int> Faults { get; } = new();
+    public ConcurrentDictionary<string, int> Errors { get; } = new();
+    public List<FaultVerdict> Verdicts { get; } = [];
+    public bool Passed => Verdicts.Count > 0 && Verdicts.All(v => v.Passed);
+    public int TotalOps => RegisterOps + IncrementAttempts + UniqueWritesAcked + UniqueWritesUnknown + FenceProbes * 5;
+}
+
+/// <summary>
+/// Concurrent clients against a real <c>concord serve</c> while a nemesis SIGKILLs and restarts it, SIGSTOPs it past a
+/// lease expiry, adds proxy latency and (postgres/redis) cuts the database off. Afterwards: the register history must
+/// be linearizable, every idempotent increment applied exactly once, no acknowledged write lost, every stale fence refused.
+/// </summary>
+public sealed class FaultRun
+{
+    private const int RegisterKeys = 8;
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    private readonly FaultRunOptions _o;
+    private readonly FaultRunResult _r;
+    private string _ns = "faults";
+    private readonly HistoryRecorder _recorder;
+    private readonly ConcurrentDictionary<string, long> _ackedWrites = new();
+    private int _processIds = 1000;
+
+    public FaultRun(FaultRunOptions options)
+    {
+        _o = options;
+        _r = new FaultRunResult { Options = options };
+        _recorder = new HistoryRecorder(TimeProvider.System, new HistoryMeta { Workload = $"fault suite cas-register on {options.Backend}" });
+    }
+
+    public static Task<FaultRunResult> RunAsync(FaultRunOptions options, CancellationToken ct) => new FaultRun(options).RunAsync(ct);
+
+    private async Task<FaultRunResult> RunAsync(CancellationToken ct)
+    {
+        var watch = Stopwatch.StartNew();
+        var data = Path.Combine(Path.GetTempPath(), "concord-faults-" + Guid.NewGuid().ToString("N")[..8]);
+        TcpProxy? back = null;
+        string? connection = _o.Connection;
+        if (_o.Backend is "postgres" or "redis")
+        {
+            var (host, port) = DbEndpoint(_o.Backend, connection ?? throw new InvalidOperationException($"{_o.Backend} needs a connection string"));
+            _ = host;
+            back = new TcpProxy(port);
+            connection = RewritePort(_o.Backend, connection, back.Port);
+        }
+        var serve = await ServeProcess.StartAsync(_o.Backend, connection, _o.Backend == "embedded" ? data : null, ct);
+        var front = new TcpProxy(serve.Port);
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{front.Port}/"), Timeout = TimeSpan.FromSeconds(6) };
+            var store = Store(http);
+            if (_o.Backend != "embedded") _ns = "f" + Guid.NewGuid().ToString("N")[..10];
+            await Retry(() => store.PutAsync(_ns, "counter", JsonSerializer.SerializeToElement(new { n = 0 }), null, ct).AsTask(), ct);
+
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var clients = Enumerable.Range(0, _o.Clients).Select(c => Task.Run(() => ClientAsync(c, http, stop.Token, ct), ct)).ToArray();
+            var nemesis = Task.Run(() => NemesisAsync(serve, front, back, http, ct), ct);
+            await nemesis;
+            await stop.CancelAsync();
+            await Task.WhenAll(clients);
+
+            // A last crash before checking: everything acknowledged must have been durable.
+            if (_o.Backend == "embedded")
+            {
+                await serve.KillAsync();
+                Count(_r.Faults, "sigkill+restart");
+                await serve.RestartAsync(ct);
+                front.TargetPort = serve.Port;
+            }
+            await CheckAsync(store, ct);
+        }
+        finally
+        {
+            await front.DisposeAsync();
+            await serve.DisposeAsync();
+            if (back is not null) await back.DisposeAsync();
+            try
+            {
+                Directory.Delete(data, recursive: true);
+            }
+            catch (DirectoryNotFoundException)
+            {
+            }
+        }
+        _r.Elapsed = watch.Elapsed;
+        return _r;
+    }
+
+    private static ConcordHttpStore Store(HttpClient http) =>
+        new(http, new ConcordClientOptions { MaxAttempts = 4, RetryDelay = TimeSpan.FromMilliseconds(150) });
+
+    // ------------------------------------------------------------------ clients
+
+    private async Task ClientAsync(int client, HttpClient http, CancellationToken stop, CancellationToken ct)
+    {
+        var store = Store(http);
+        var random = new Random(_o.Seed * 7919 + client);
+        var process = client;
+        var lastRead = new Dictionary<string, (long Version, long? Value)>();
+        for (var i = 0; !stop.IsCancellationRequested; i++)
+        {
+            var dice = random.Next(10);
+            if (dice < 6)
+            {
+                if (!await RegisterOpAsync(store, random, process, client, i, lastRead, ct)) process = Interlocked.Increment(ref _processIds);
+            }
+            else if (dice < 8)
+            {
+                await IncrementAsync(store, $"inc-{client}-{i}", ct);
+            }
+            else
+            {
+                await UniqueWriteAsync(store, client, i, ct);
+            }
+        }
+    }
+
+    /// <summary>One read/write/cas on a register; false when the outcome is unknown (the process must not be reused).</summary>
+    private async Task<bool> RegisterOpAsync(ConcordHttpStore store, Random random, int process, int client, int i, Dictionary<string, (long Version, long? Value)> lastRead, CancellationToken ct)
+    {
+        var key = "r/" + random.Next(RegisterKeys);
+        var unique = client * 1_000_000 + i + 1;
+        var choice = random.Next(3);
+        Interlocked.Increment(ref _r.RegisterOps);
+        if (choice == 0 || (choice == 2 && !lastRead.ContainsKey(key)))
+        {
+            using var op = _recorder.Invoke(process, Functions.Read, key);
+            try
+            {
+                var record = await store.GetAsync(_ns, key, null, ct);
+                long? value = record is null ? null : record.Value.GetProperty("n").GetInt64();
+                lastRead[key] = (record?.Version ?? 0, value);
+                op.Ok(JsonSerializer.SerializeToElement(value), record?.Version);
+            }
+            catch (Exception e) when (IsFault(e, ct))
+            {
+                Count(_r.Errors, Kind(e));
+                op.Fail(e.Message); // a read has no effect
+            }
+            return true;
+        }
+        var expect = choice == 1 ? Expect.Any : Expect.Version(lastRead[key].Version);
+        using var w = choice == 1
+            ? _recorder.Invoke(process, Functions.Write, key, HistoryValue.Of(unique))
+            : _recorder.Invoke(process, Functions.Cas, key, JsonSerializer.SerializeToElement(new long?[] { lastRead[key].Value, unique }));
+        try
+        {
+            var result = await store.PutAsync(_ns, key, JsonSerializer.SerializeToElement(new { n = unique }), new WriteOptions { Expect = expect, Agent = $"c{client}" }, ct);
+            if (result.IsApplied) w.Ok(version: result.Version);
+            else w.Fail(result.Conflict.ToString());
+            return true;
+        }
+        catch (Exception e) when (IsFault(e, ct))
+        {
+            Count(_r.Errors, Kind(e));
+            w.Info(e.Message);
+            Interlocked.Increment(ref _r.RegisterInfo);
+            return false;
+        }
+    }
+
+    /// <summary>An increment with one idempotency key, retried (same key) until acknowledged or the grace period ends.</summary>
+    private async Task IncrementAsync(ConcordHttpStore store, string idempotencyKey, CancellationToken ct)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            Interlocked.Increment(ref _r.IncrementAttempts);
+            try
+            {
+                var result = await store.PatchAsync(_ns, "counter", JsonPatch.Create().Increment("/n"), new WriteOptions { IdempotencyKey = idempotencyKey }, ct);
+                if (!result.IsApplied) throw new InvalidOperationException($"increment refused: {result.Conflict}");
+                Interlocked.Increment(ref _r.IncrementsAcked);
+                return;
+            }
+            catch (Exception e) when (IsFault(e, ct))
+            {
+                Count(_r.Errors, Kind(e));
+                await Task.Delay(200, ct);
+            }
+        }
+        Interlocked.Increment(ref _r.IncrementsUnknown);
+    }
+
+    /// <summary>Creates a key nobody else writes; once acknowledged it must survive every crash.</summary>
+    private async Task UniqueWriteAsync(ConcordHttpStore store, int client, int i, CancellationToken ct)
+    {
+        var key = $"w/{client}/{i}";
+        var idempotencyKey = $"w-{client}-{i}";
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            try
+            {
+                var result = await store.PutAsync(_ns, key, JsonSerializer.SerializeToElement(new { c = client, i }),
+                    new WriteOptions { Expect = Expect.Absent, IdempotencyKey = idempotencyKey }, ct);
+                if (!result.IsApplied) throw new InvalidOperationException($"unique write {key} refused: {result.Conflict} (a retry was applied twice?)");
+                _ackedWrites[key] = i;
+                return;
+            }
+            catch (Exception e) when (IsFault(e, ct))
+            {
+                Count(_r.Errors, Kind(e));
+                await Task.Delay(200, ct);
+            }
+        }
+        Interlocked.Increment(ref _r.UniqueWritesUnknown);
+    }
+
+    private static bool IsFault(Exception e, CancellationToken ct) =>
+        !ct.IsCancellationRequested && e is HttpRequestException or TaskCanceledException or IOException or ConcordException { IsTransient: true };
+
+    private static string Kind(Exception e) => e switch
+    {
+        ConcordException c => c.Code,
+        TaskCanceledException => "timeout",
+        HttpRequestException h => "connection:" + (h.HttpRequestError.ToString()),
+        _ => e.GetType().Name,
+    };
+
+    // ------------------------------------------------------------------ nemesis
+
+    private async Task NemesisAsync(ServeProcess serve, TcpProxy front, TcpProxy? back, HttpClient http, CancellationToken ct)
+    {
+        var random = new Random(_o.Seed);
+        var faults = new List<string> { "fence-pause", "sigkill", "latency" };
+        if (back is not null) faults.Add("db-outage");
+        var n = 0;
+        var clock = Stopwatch.StartNew();
+        // Runs for the duration and at least until every kind of fault was injected once, then stops the clients.
+        while (clock.Elapsed < _o.Duration || n < faults.Count)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(800 + random.Next(1200)), ct);
+            // Every kind once first (so even a short run sees all), then at random.
+            var fault = n < faults.Count ? faults[n] : faults[random.Next(faults.Count)];
+            n++;
+            _o.Log.WriteLine($"  nemesis: {fault}");
+            switch (fault)
+            {
+                case "sigkill":
+                    await serve.KillAsync();
+                    front.SeverAll();
+                    Count(_r.Faults, "sigkill+restart");
+                    await Task.Delay(200, ct);
+                    await serve.RestartAsync(ct);
+                    front.TargetPort = serve.Port;
+                    break;
+                case "latency":
+                    front.Delay = TimeSpan.FromMilliseconds(50 + random.Next(150));
+                    Count(_r.Faults, "proxy-latency");
+                    await Task.Delay(2000, ct);
+                    front.Delay = TimeSpan.Zero;
+                    break;
+                case "db-outage":
+                    back!.Refusing = true;
+                    back.SeverAll();
+                    Count(_r.Faults, "db-outage");
+                    await Task.Delay(2000, ct);
+                    back.Refusing = false;
+                    break;
+                case "fence-pause":
+                    await FenceProbeAsync(serve, http, ct);
+                    break;
+            }
+        }
+    }
+
+    private sealed record LeaseReply(string Name, string Owner, long Token, string LeaseId);
+
+    /// <summary>
+    /// A holds a short lease; the server is SIGSTOPped well past its expiry; B then acquires and writes with its fence;
+    /// A, waking up believing it still holds the lock, writes with its old fence: that write must be refused (stale
+    /// fence) and A's renewal must fail (lease lost).
+    /// </summary>
+    private async Task FenceProbeAsync(ServeProcess serve, HttpClient http, CancellationToken ct)
+    {
+        var probe = _r.FenceProbes;
+        var name = $"fence-{probe}";
+        var key = $"fenced/{probe}";
+        var store = Store(http);
+        var a = await AcquireAsync(http, name, "holder-a", ct);
+        var wa = await Retry(() => store.PutAsync(_ns, key, JsonSerializer.SerializeToElement(new { by = "a" }), new WriteOptions { Expect = Expect.Fenced(new Fence(name, a.Token)) }, ct).AsTask(), ct);
+        serve.Pause();
+        Count(_r.Faults, "sigstop-past-lease");
+        await Task.Delay(_o.PauseLength, ct);
+        serve.Resume();
+        var b = await AcquireAsync(http, name, "holder-b", ct);
+        var wb = await Retry(() => store.PutAsync(_ns, key, JsonSerializer.SerializeToElement(new { by = "b" }), new WriteOptions { Expect = Expect.Fenced(new Fence(name, b.Token)) }, ct).AsTask(), ct);
+        var stale = await Retry(() => store.PutAsync(_ns, key, JsonSerializer.SerializeToElement(new { by = "a-after-pause" }), new WriteOptions { Expect = Expect.Fenced(new Fence(name, a.Token)) }, ct).AsTask(), ct);
+        var renew = await Retry(() => http.PostAsJsonAsync($"v1/ns/{_ns}/locks/renew", new { name, leaseId = a.LeaseId, ttlMs = 1000 }, ct), ct);
+        var final = await Retry(() => store.GetAsync(_ns, key, null, ct).AsTask(), ct);
+        var ok = wa.IsApplied && wb.IsApplied && b.Token > a.Token && stale.Conflict == ConflictKind.StaleFence
+            && renew.StatusCode == HttpStatusCode.Conflict && final?.Value.GetProperty("by").GetString() == "b";
+        lock (_r.Verdicts)
+        {
+            _r.FenceProbes++;
+            if (!ok)
+                _r.Verdicts.Add(new FaultVerdict("fences honoured", false,
+                    $"probe {probe}: a={a.Token} applied={wa.IsApplied}, b={b.Token} applied={wb.IsApplied}, stale write → {stale.Conflict}, renew → {(int)renew.StatusCode}, final={final?.Value}"));
+        }
+    }
+
+    private async Task<LeaseReply> AcquireAsync(HttpClient http, string name, string owner, CancellationToken ct)
+    {
+        var reply = await Retry(async () =>
+        {
+            using var response = await http.PostAsJsonAsync($"v1/ns/{_ns}/locks/acquire", new { name, owner, ttlMs = (long)_o.LeaseTtl.TotalMilliseconds, waitMs = 5000 }, ct);
+            if (response.StatusCode == HttpStatusCode.ServiceUnavailable) throw new HttpRequestException("503");
+            response.EnsureSuccessStatusCode();
+            return await response.Content.ReadFromJsonAsync<LeaseReply>(Json, ct);
+        }, ct);
+        return reply ?? throw new InvalidOperationException("empty lease");
+    }
+
+    private static async Task<T> Retry<T>(Func<Task<T>> action, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await action();
+            }
+            catch (Exception e) when (attempt < 50 && IsFault(e, ct))
+            {
+                await Task.Delay(200, ct);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ checks
+
+    private async Task CheckAsync(ConcordHttpStore store, CancellationToken ct)
+    {
+        var history = _recorder.ToHistory();
+        if (_o.HistoryPath is { } path) HistoryWriter.WriteFile(history, path);
+        var lin = LinearizabilityChecker.Check(history, new LinearizabilityOptions { Model = LinearizabilityModel.CasRegister, Timeout = TimeSpan.FromSeconds(60), MaxDegreeOfParallelism = 2 }, ct);
+        _r.Verdicts.Add(new FaultVerdict("linearizable registers", lin.Verdict == Verdict.Valid,
+            $"{lin.Verdict}: {history.Operations.Count(o => o.Type == OperationType.Invoke)} ops on {lin.Keys.Count} keys" + (lin.Verdict == Verdict.Valid ? "" : " — " + lin.Explanation)));
+
+        var counter = await Retry(() => store.GetAsync(_ns, "counter", null, ct).AsTask(), ct);
+        var n = counter?.Value.GetProperty("n").GetInt64() ?? -1;
+        _r.FinalCounter = n;
+        var exact = n >= _r.IncrementsAcked && n <= _r.IncrementsAcked + _r.IncrementsUnknown;
+        _r.Verdicts.Add(new FaultVerdict("exactly-once idempotent increments", exact,
+            $"counter {n}, acknowledged {_r.IncrementsAcked}, never resolved {_r.IncrementsUnknown}, attempts {_r.IncrementAttempts}"));
+
+        var lost = new List<string>();
+        foreach (var (key, i) in _ackedWrites)
+        {
+            var record = await Retry(() => store.GetAsync(_ns, key, null, ct).AsTask(), ct);
+            if (record is null || record.Value.GetProperty("i").GetInt64() != i) lost.Add(key);
+        }
+        _r.UniqueWritesAcked = _ackedWrites.Count;
+        _r.Verdicts.Add(new FaultVerdict("no acknowledged write lost", lost.Count == 0,
+            $"{_ackedWrites.Count} acknowledged creates checked after the last restart" + (lost.Count == 0 ? "" : $"; missing: {string.Join(", ", lost.Take(10))}")));
+
+        if (!_r.Verdicts.Any(v => v.Property == "fences honoured"))
+            _r.Verdicts.Add(new FaultVerdict("fences honoured", _r.FenceProbes > 0, $"{_r.FenceProbes} pause-past-lease probes: every stale-fenced write refused, every lost lease detected"));
+    }
+
+    private static void Count(ConcurrentDictionary<string, int> counts, string name) => counts.AddOrUpdate(name, 1, (_, v) => v + 1);
+
+    internal static (string Host, int Port) DbEndpoint(string backend, string connection)
+    {
+        if (backend == "redis")
+        {
+            var first = connection.Split(',')[0];
+            var colon = first.LastIndexOf(':');
+            return colon < 0 ? (first, 6379) : (first[..colon], int.Parse(first[(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        }
+        var parts = Parse(connection);
+        return (parts.GetValueOrDefault("host", "127.0.0.1"), int.Parse(parts.GetValueOrDefault("port", "5432"), System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    internal static string RewritePort(string backend, string connection, int port)
+    {
+        if (backend == "redis")
+        {
+            var rest = connection.Split(',').Skip(1);
+            return string.Join(',', new[] { $"127.0.0.1:{port}" }.Concat(rest));
+        }
+        var parts = Parse(connection);
+        parts["host"] = "127.0.0.1";
+        parts["port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return string.Join(';', parts.Select(p => $"{p.Key}={p.Value}"));
+    }
+
+    private static Dictionary<string, string> Parse(string connection) =>
+        connection.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=', 2))
+            .ToDictionary(p => p[0].Trim().ToLowerInvariant(), p => p.Length > 1 ? p[1] : "");
+}

@@ -1,0 +1,67 @@
+using System.Globalization;
+using System.Text;
+using Concord.Faults;
+
+// concord-faults faults [--quick] [--backend embedded|postgres|redis|all] [--duration SECONDS] [--seed N] [--report FILE]
+// concord-faults soak [--duration SECONDS] [--samples N] [--report FILE]
+var mode = args.Length > 0 && !args[0].StartsWith("--", StringComparison.Ordinal) ? args[0] : "faults";
+string? Arg(string name) => Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+var quick = args.Contains("--quick");
+var report = Arg("--report");
+using var cts = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
+
+if (mode == "soak")
+{
+    var duration = TimeSpan.FromSeconds(double.Parse(Arg("--duration") ?? (quick ? "30" : "600"), CultureInfo.InvariantCulture));
+    var soak = await Soak.RunAsync(new SoakOptions
+    {
+        Duration = duration,
+        Samples = int.Parse(Arg("--samples") ?? (quick ? "10" : "20"), CultureInfo.InvariantCulture),
+        Idempotency = !args.Contains("--no-idempotency"),
+        Log = Console.Out,
+    }, cts.Token);
+    var md = Reports.Soak(soak);
+    Console.WriteLine(md);
+    if (report is not null) await File.WriteAllTextAsync(report, md, new UTF8Encoding(false), cts.Token);
+    return soak.Passed ? 0 : 1;
+}
+
+var backends = (Arg("--backend") ?? "all") switch
+{
+    "all" => ["embedded", "postgres", "redis"],
+    var b => b.Split(','),
+};
+var results = new List<FaultRunResult>();
+var skipped = new List<string>();
+foreach (var backend in backends)
+{
+    var connection = backend switch
+    {
+        "postgres" => Environment.GetEnvironmentVariable("CONCORD_PG"),
+        "redis" => Environment.GetEnvironmentVariable("CONCORD_REDIS"),
+        _ => null,
+    };
+    if (backend != "embedded" && string.IsNullOrEmpty(connection))
+    {
+        skipped.Add($"{backend} (set CONCORD_{(backend == "postgres" ? "PG" : "REDIS")}; scripts/ensure-deps.sh does)");
+        continue;
+    }
+    var options = new FaultRunOptions
+    {
+        Backend = backend,
+        Connection = connection,
+        Duration = TimeSpan.FromSeconds(double.Parse(Arg("--duration") ?? (quick ? "15" : "60"), CultureInfo.InvariantCulture)),
+        Seed = int.Parse(Arg("--seed") ?? "1", CultureInfo.InvariantCulture),
+        Log = Console.Out,
+        HistoryPath = report is null ? null : Path.Combine(Path.GetDirectoryName(Path.GetFullPath(report))!, $"history-{backend}.jsonl"),
+    };
+    Console.WriteLine($"fault run: {backend}, {options.Duration.TotalSeconds:F0} s, {options.Clients} clients, seed {options.Seed}");
+    var result = await FaultRun.RunAsync(options, cts.Token);
+    results.Add(result);
+    foreach (var v in result.Verdicts) Console.WriteLine($"  {(v.Passed ? "PASS" : "FAIL")} {v.Property}: {v.Detail}");
+}
+var text = Reports.Faults(results, skipped);
+Console.WriteLine(text);
+if (report is not null) await File.WriteAllTextAsync(report, text, new UTF8Encoding(false), cts.Token);
+return results.All(r => r.Passed) ? 0 : 1;

@@ -1,0 +1,262 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Concord.Lab.Checkers;
+using Concord.Lab.Checkers.Linearizability;
+using Concord.Lab.History;
+using Concord.Tests.Conformance;
+using Concord.Tests.Postgres;
+using Concord.Tests.Redis;
+using Npgsql;
+
+namespace Concord.Tests.Backends;
+
+/// <summary>
+/// The server behind the store restarts while concurrent clients run idempotent increments. Clients see transient
+/// <see cref="StoreUnavailableException"/>s and retry with the same idempotency key; afterwards every acknowledged
+/// increment is applied exactly once and the recorded history is a linearizable counter.
+/// </summary>
+/// <remarks>
+/// These tests stop and start the shared PostgreSQL / Redis, so they need root and the Debian service tools; without them
+/// they skip. Whatever happens, the service is started again before the test ends.
+/// </remarks>
+[Trait("Category", "Stress")]
+public sealed class BackendFaultTests
+{
+    private const int Clients = 6;
+    private const int IncrementsPerClient = 30;
+    private const int MaxAttempts = 400;
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task PostgresRestart_DuringIdempotentIncrements_EveryAcknowledgedIncrementAppliedExactlyOnce()
+    {
+        Assert.SkipWhen(PostgresStores.Unavailable is not null, PostgresStores.Unavailable ?? "");
+        Assert.SkipUnless(CanControlServices("pg_ctlcluster"), "needs root and pg_ctlcluster to restart PostgreSQL");
+        var stores = new PostgresStores();
+        try
+        {
+            var store = await stores.CreateAsync(StoreFixtureOptions.Default);
+            try
+            {
+                await RunAsync(store, "postgres", async () =>
+                {
+                    Run("pg_ctlcluster", "15", "main", "stop", "-m", "fast");
+                    await Task.Delay(500, Ct); // clients hit a stopped server, not only broken connections
+                    Run("pg_ctlcluster", "15", "main", "start");
+                });
+            }
+            finally
+            {
+                await EnsurePostgresAsync();
+                await store.DisposeAsync();
+            }
+        }
+        finally
+        {
+            await EnsurePostgresAsync();
+            NpgsqlConnection.ClearAllPools();
+            await stores.DropSchemasAsync();
+        }
+    }
+
+    [Fact]
+    public async Task RedisRestart_DuringIdempotentIncrements_EveryAcknowledgedIncrementAppliedExactlyOnce()
+    {
+        _ = RedisStores.Multiplexer; // skips (or fails in CI) when Redis is down
+        Assert.SkipUnless(CanControlServices("redis-server"), "needs root and redis-server to restart Redis");
+        var stores = new RedisStores();
+        try
+        {
+            var store = await stores.CreateAsync(StoreFixtureOptions.Default);
+            try
+            {
+                await RunAsync(store, "redis", async () =>
+                {
+                    // SHUTDOWN fsyncs the AOF, so nothing acknowledged is lost; the restart loads it back.
+                    Run("redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown");
+                    await Task.Delay(500, Ct);
+                    StartRedis();
+                    await WaitForRedisAsync();
+                });
+            }
+            finally
+            {
+                await EnsureRedisAsync();
+                await store.DisposeAsync();
+            }
+        }
+        finally
+        {
+            await EnsureRedisAsync();
+            await stores.DeletePrefixesAsync();
+        }
+    }
+
+    /// <summary>Clients increment one counter with idempotency keys and read it; <paramref name="fault"/> runs once a third of the increments are acknowledged.</summary>
+    private static async Task RunAsync(IConcordStore store, string backend, Func<Task> fault)
+    {
+        var ns = "fault" + Guid.NewGuid().ToString("N")[..10];
+        const string key = "counter";
+        await store.PutAsync(ns, key, JsonSerializer.SerializeToElement(new { value = 0 }), null, Ct);
+        var recorder = new HistoryRecorder(TimeProvider.System, new HistoryMeta { Workload = $"idempotent increments across a {backend} restart" });
+        var acked = 0;
+        var unknown = 0;
+        var transientErrors = 0;
+        var permanentErrors = new List<string>();
+        var replays = 0;
+        var faultDone = new TaskCompletionSource();
+        var third = Clients * IncrementsPerClient / 3;
+
+        var faultTask = Task.Run(async () =>
+        {
+            while (Volatile.Read(ref acked) < third) await Task.Delay(20, Ct);
+            await fault();
+            faultDone.SetResult();
+        }, Ct);
+
+        var clients = Enumerable.Range(0, Clients).Select(process => Task.Run(async () =>
+        {
+            for (var i = 0; i < IncrementsPerClient; i++)
+            {
+                var idempotencyKey = $"inc-{process}-{i}";
+                var options = new WriteOptions { IdempotencyKey = idempotencyKey, Agent = $"c{process}" };
+                var patch = JsonPatch.Create().Increment("/value", 1).Build();
+                using (var op = recorder.Invoke(process, Functions.Increment, key, HistoryValue.Of(1)))
+                {
+                    var done = false;
+                    for (var attempt = 1; attempt <= MaxAttempts && !done; attempt++)
+                    {
+                        try
+                        {
+                            // Every retry sends the same idempotency key: an increment whose reply was lost is replayed, not re-applied.
+                            var w = await store.PatchAsync(ns, key, patch, options, Ct);
+                            Assert.True(w.IsApplied, $"increment {idempotencyKey} was refused: {w.Conflict}");
+                            if (w.Replayed) Interlocked.Increment(ref replays);
+                            op.Ok();
+                            Interlocked.Increment(ref acked);
+                            done = true;
+                        }
+                        catch (StoreUnavailableException e)
+                        {
+                            if (e.IsTransient) Interlocked.Increment(ref transientErrors);
+                            else lock (permanentErrors) permanentErrors.Add(e.Message);
+                            await Task.Delay(50, Ct);
+                        }
+                    }
+                    if (!done)
+                    {
+                        op.Info("gave up");
+                        Interlocked.Increment(ref unknown);
+                    }
+                }
+                if (i % 5 == 4)
+                {
+                    using var read = recorder.Invoke(process, Functions.Read, key);
+                    try
+                    {
+                        var record = await store.GetAsync(ns, key, null, Ct);
+                        read.Ok(HistoryValue.Of(record!.Value.GetProperty("value").GetInt64()));
+                    }
+                    catch (StoreUnavailableException e)
+                    {
+                        read.Fail(e.Message); // a read that failed had no effect
+                    }
+                }
+            }
+        }, Ct)).ToArray();
+
+        await Task.WhenAll(clients);
+        await faultTask;
+        Assert.True(faultDone.Task.IsCompleted);
+
+        ConcordRecord? final = null;
+        for (var attempt = 0; attempt < MaxAttempts && final is null; attempt++)
+        {
+            try
+            {
+                final = await store.GetAsync(ns, key, null, Ct);
+            }
+            catch (StoreUnavailableException)
+            {
+                await Task.Delay(50, Ct);
+            }
+        }
+        var total = final!.Value.GetProperty("value").GetInt64();
+        TestContext.Current.TestOutputHelper?.WriteLine($"{backend}: acked {acked}, unknown {unknown}, transient errors {transientErrors}, replays {replays}, final {total}");
+
+        Assert.Empty(permanentErrors);
+        Assert.True(transientErrors > 0, "the restart was never observed by a client: the test did not test anything");
+        Assert.Equal(Clients * IncrementsPerClient, acked + unknown);
+        // Exactly once: every acknowledged increment counted once; an unresolved one at most once.
+        Assert.InRange(total, acked, acked + unknown);
+
+        using (var op = recorder.Invoke(Clients, Functions.Read, key)) op.Ok(HistoryValue.Of(total));
+        var result = LinearizabilityChecker.Check(recorder.ToHistory(), new LinearizabilityOptions { Model = LinearizabilityModel.Counter, Timeout = TimeSpan.FromSeconds(30) }, Ct);
+        Assert.True(result.Verdict == Verdict.Valid, result.Explanation);
+    }
+
+    // ------------------------------------------------------------------ service control
+
+    private static bool CanControlServices(string tool) =>
+        Environment.UserName == "root" && Environment.GetEnvironmentVariable("CONCORD_NO_SERVICE_FAULTS") is null
+        && (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(dir => File.Exists(Path.Combine(dir, tool)));
+
+    private static string Run(string tool, params string[] args)
+    {
+        var info = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) info.ArgumentList.Add(a);
+        using var process = Process.Start(info)!;
+        var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
+        var stdout = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        return $"{tool} exited {process.ExitCode}: {stdout}{stderr.Result}";
+    }
+
+    private static async Task EnsurePostgresAsync()
+    {
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            if (await PostgresAnswersAsync()) return;
+            Run("pg_ctlcluster", "15", "main", "start");
+            for (var i = 0; i < 40; i++)
+            {
+                if (await PostgresAnswersAsync()) return;
+                await Task.Delay(250, CancellationToken.None);
+            }
+        }
+    }
+
+    private static async Task<bool> PostgresAnswersAsync()
+    {
+        try
+        {
+            await using var conn = new NpgsqlConnection(PostgresStores.ConnectionString + ";Pooling=false");
+            await conn.OpenAsync(CancellationToken.None);
+            return true;
+        }
+        catch (Exception e) when (e is NpgsqlException or System.Net.Sockets.SocketException or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    private static void StartRedis() =>
+        Run("redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", "/tmp");
+
+    private static bool RedisAnswers() => Run("redis-cli", "-h", "127.0.0.1", "-p", "6379", "ping").Contains("PONG", StringComparison.Ordinal);
+
+    private static async Task WaitForRedisAsync()
+    {
+        for (var i = 0; i < 60 && !RedisAnswers(); i++) await Task.Delay(250, CancellationToken.None);
+    }
+
+    private static async Task EnsureRedisAsync()
+    {
+        if (RedisAnswers()) return;
+        StartRedis();
+        await WaitForRedisAsync();
+        var mux = RedisStores.Multiplexer;
+        for (var i = 0; i < 60 && !mux.IsConnected; i++) await Task.Delay(250, CancellationToken.None);
+        _ = mux.GetDatabase().Ping();
+    }
+}
