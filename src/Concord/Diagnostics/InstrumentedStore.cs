@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.CompilerServices;
 using System.Text.Json;
 
 namespace Concord.Diagnostics;
@@ -153,13 +152,21 @@ public sealed class InstrumentedStore : IConcordStore
     }
 
     /// <inheritdoc />
-    public async IAsyncEnumerable<ChangeEvent> WatchAsync(string ns, WatchRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    /// <remarks>The span covers opening the watch; the inner store's eager validation errors surface unchanged.</remarks>
+    public IAsyncEnumerable<ChangeEvent> WatchAsync(string ns, WatchRequest request, CancellationToken cancellationToken = default)
     {
-        using (var activity = Start("watch", ns, request.Key ?? request.Prefix, null))
+        var start = _time.GetTimestamp();
+        using var activity = Start("watch", ns, request.Key ?? request.Prefix, null);
+        activity?.SetTag("concord.watch.from_revision", request.FromRevision);
+        try
         {
-            activity?.SetTag("concord.watch.from_revision", request.FromRevision);
+            return _inner.WatchAsync(ns, request, cancellationToken);
         }
-        await foreach (var change in _inner.WatchAsync(ns, request, cancellationToken).ConfigureAwait(false)) yield return change;
+        catch (Exception e)
+        {
+            Fail(activity, "watch", start, e);
+            throw;
+        }
     }
 
     /// <inheritdoc />
