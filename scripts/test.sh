@@ -21,10 +21,17 @@ for project in tests/*.Tests; do
   echo "== $name"
   # xunit.v3 test projects are self-hosting executables; CONCORD_TEST_ARGS passes filters (e.g. -class "*Lock*").
   # shellcheck disable=SC2086
-  if ! "$exe" -result-trx "$RESULTS/$name.trx" -noColor ${CONCORD_TEST_ARGS:-}; then
+  # Tests that stop PostgreSQL/Redis or reconfigure them run alone afterwards, so they cannot break the others.
+  if ! "$exe" -result-trx "$RESULTS/$name.trx" -noColor -class- "*BackendFaultTests" -class- "*RedisServerChecksTests" ${CONCORD_TEST_ARGS:-}; then
     status=1
   fi
 done
+
+echo "== Concord.Tests (service faults, run alone)"
+if ! "$ROOT/tests/Concord.Tests/bin/Release/net10.0/Concord.Tests" -result-trx "$RESULTS/Concord.Tests.services.trx" -noColor \
+     -class "*BackendFaultTests" -class "*RedisServerChecksTests"; then
+  status=1
+fi
 
 # The README's sample must keep working: build (above) and run it.
 echo "== samples/MultiAgent"
