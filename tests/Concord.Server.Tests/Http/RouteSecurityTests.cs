@@ -12,8 +12,11 @@ namespace Concord.Server.Tests.Http;
 /// </summary>
 public sealed class RouteSecurityTests
 {
-    /// <summary>Routes that are public on purpose: probes for orchestrators and the API description.</summary>
-    private static readonly string[] Public = ["/healthz", "/readyz", "/openapi/{documentName}.json"];
+    /// <summary>
+    /// Routes that are public on purpose: probes for orchestrators, the API description, and the dashboard's static page
+    /// and assets (no data: the page asks for a key and sends it to the /dashboard API, which checks it like every route).
+    /// </summary>
+    private static readonly string[] Public = ["/healthz", "/readyz", "/openapi/{documentName}.json", "/", "/dashboard/assets/{name}"];
 
     private sealed record Route(string Method, string Pattern, string? Name);
 
