@@ -43,6 +43,9 @@ public sealed class ConcordHttpStore : IConcordStore
     private readonly HttpClient _http;
     private readonly ConcordClientOptions _options;
 
+    /// <summary>The newest store revision any response has shown this client (from Concord-Revision headers).</summary>
+    private long _observed;
+
     /// <summary>Creates the client. The store does not dispose <paramref name="http"/>.</summary>
     public ConcordHttpStore(HttpClient http, ConcordClientOptions? options = null)
     {
@@ -184,7 +187,12 @@ public sealed class ConcordHttpStore : IConcordStore
         ArgumentNullException.ThrowIfNull(request);
         KeyRules.ValidateNamespace(ns);
         request.Validate(); // the same rules as every store, before anything goes on the wire
-        var url = new StringBuilder($"v1/ns/{Uri.EscapeDataString(ns)}/watch?fromRevision={request.FromRevision}");
+        // "From now" over HTTP: the server can only subscribe when the request arrives, after writes this client made or
+        // saw before calling. Start right after the newest revision this client has observed instead, so nothing it
+        // caused or read is missed or repeated (a change it never saw is indistinguishable from a concurrent one).
+        var fromNow = request.FromRevision == 0 && Volatile.Read(ref _observed) > 0;
+        var from = fromNow ? Volatile.Read(ref _observed) + 1 : request.FromRevision;
+        var url = new StringBuilder($"v1/ns/{Uri.EscapeDataString(ns)}/watch?fromRevision={from}");
         if (request.Key is not null) url.Append("&key=").Append(Uri.EscapeDataString(request.Key));
         else url.Append("&prefix=").Append(Uri.EscapeDataString(request.Prefix));
         string? lastEventId = null;
@@ -197,11 +205,22 @@ public sealed class ConcordHttpStore : IConcordStore
             message.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
             if (_options.ApiKey is not null) message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _options.ApiKey);
             if (lastEventId is not null) message.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId);
-            var stream = await OpenWatchAsync(message, cancellationToken).ConfigureAwait(false);
+            (HttpResponseMessage Response, Stream Body)? stream;
+            try
+            {
+                stream = await OpenWatchAsync(message, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RevisionCompactedException) when (fromNow && lastEventId is null)
+            {
+                // What this client last saw has aged out of the history: "now" is the server's now.
+                fromNow = false;
+                url.Replace($"fromRevision={from}", "fromRevision=0");
+                continue;
+            }
             if (stream is not null)
             {
                 // A "from now" watch learns the revision it started after, so a reconnect before any event keeps its meaning.
-                if (startedAfter is null && request.FromRevision == 0) startedAfter = HeaderLong(stream.Value.Response, "Concord-Revision");
+                if (startedAfter is null && request.FromRevision == 0 && !fromNow) startedAfter = HeaderLong(stream.Value.Response, "Concord-Revision");
                 using var response = stream.Value.Response;
                 using var reader = new StreamReader(stream.Value.Body, Encoding.UTF8);
                 string? eventName = null, eventId = null;
@@ -244,7 +263,7 @@ public sealed class ConcordHttpStore : IConcordStore
                 throw new StoreUnavailableException($"The watch stream was interrupted {failures} times in a row", null, isTransient: true);
             await Task.Delay(delay, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
             delay *= 2;
-            if (lastEventId is null && request.FromRevision == 0 && startedAfter is { } after)
+            if (lastEventId is null && request.FromRevision == 0 && !fromNow && startedAfter is { } after)
                 url.Replace("fromRevision=0", $"fromRevision={after + 1}");
         }
     }
@@ -340,6 +359,7 @@ public sealed class ConcordHttpStore : IConcordStore
             try
             {
                 var response = await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+                Observe(response);
                 if (response.StatusCode != HttpStatusCode.ServiceUnavailable || !retryable || attempt >= _options.MaxAttempts) return response;
                 response.Dispose();
             }
@@ -359,6 +379,15 @@ public sealed class ConcordHttpStore : IConcordStore
 
     internal static string DecodeHeader(string value) =>
         value.StartsWith("utf-8''", StringComparison.OrdinalIgnoreCase) ? Uri.UnescapeDataString(value[7..]) : value;
+
+    private void Observe(HttpResponseMessage response)
+    {
+        var revision = HeaderLong(response, "Concord-Revision");
+        for (var seen = Volatile.Read(ref _observed); revision > seen; seen = Volatile.Read(ref _observed))
+        {
+            if (Interlocked.CompareExchange(ref _observed, revision, seen) == seen) break;
+        }
+    }
 
     private static long HeaderLong(HttpResponseMessage response, string name) =>
         response.Headers.TryGetValues(name, out var values) && long.TryParse(values.FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 0;
