@@ -17,7 +17,9 @@ namespace Concord.Tests.Backends;
 /// </summary>
 /// <remarks>
 /// These tests stop and start the shared PostgreSQL / Redis, so they need root and the Debian service tools; without them
-/// they skip. Whatever happens, the service is started again before the test ends.
+/// they skip. Whatever happens, the service is started again before the test ends. CONCORD_PG_CLUSTER ("15 main" by
+/// default: version and name for pg_ctlcluster) and the port in CONCORD_REDIS choose which instances are restarted, so a
+/// private cluster can be used while other suites share the default ones.
 /// </remarks>
 [Trait("Category", "Stress")]
 public sealed class BackendFaultTests
@@ -26,6 +28,10 @@ public sealed class BackendFaultTests
     private const int IncrementsPerClient = 30;
     private const int MaxAttempts = 400;
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static string[] PgCluster => (Environment.GetEnvironmentVariable("CONCORD_PG_CLUSTER") ?? "15 main").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+
+    private static string RedisPort => (Environment.GetEnvironmentVariable("CONCORD_REDIS") ?? "127.0.0.1:6379").Split(',')[0].Split(':') is [_, var port] ? port : "6379";
 
     [Fact]
     public async Task PostgresRestart_DuringIdempotentIncrements_EveryAcknowledgedIncrementAppliedExactlyOnce()
@@ -40,9 +46,9 @@ public sealed class BackendFaultTests
             {
                 await RunAsync(store, "postgres", async () =>
                 {
-                    Run("pg_ctlcluster", "15", "main", "stop", "-m", "fast");
+                    Run("pg_ctlcluster", [.. PgCluster, "stop", "-m", "fast"]);
                     await Task.Delay(500, Ct); // clients hit a stopped server, not only broken connections
-                    Run("pg_ctlcluster", "15", "main", "start");
+                    Run("pg_ctlcluster", [.. PgCluster, "start"]);
                 });
             }
             finally
@@ -73,7 +79,7 @@ public sealed class BackendFaultTests
                 await RunAsync(store, "redis", async () =>
                 {
                     // SHUTDOWN fsyncs the AOF, so nothing acknowledged is lost; the restart loads it back.
-                    Run("redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown");
+                    Run("redis-cli", "-h", "127.0.0.1", "-p", RedisPort, "shutdown");
                     await Task.Delay(500, Ct);
                     StartRedis();
                     await WaitForRedisAsync();
@@ -217,7 +223,7 @@ public sealed class BackendFaultTests
         for (var attempt = 0; attempt < 3; attempt++)
         {
             if (await PostgresAnswersAsync()) return;
-            Run("pg_ctlcluster", "15", "main", "start");
+            Run("pg_ctlcluster", [.. PgCluster, "start"]);
             for (var i = 0; i < 40; i++)
             {
                 if (await PostgresAnswersAsync()) return;
@@ -241,9 +247,18 @@ public sealed class BackendFaultTests
     }
 
     private static void StartRedis() =>
-        Run("redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", "/tmp");
+        Run("redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", RedisPort, "--appendonly", "yes", "--appendfsync", "everysec", "--dir", RedisDir());
 
-    private static bool RedisAnswers() => Run("redis-cli", "-h", "127.0.0.1", "-p", "6379", "ping").Contains("PONG", StringComparison.Ordinal);
+    /// <summary>/tmp for the default instance (as scripts/ensure-deps.sh starts it); a directory of its own for any other port.</summary>
+    private static string RedisDir()
+    {
+        if (RedisPort == "6379") return "/tmp";
+        var dir = Path.Combine(Path.GetTempPath(), "concord-redis-" + RedisPort);
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    private static bool RedisAnswers() => Run("redis-cli", "-h", "127.0.0.1", "-p", RedisPort, "ping").Contains("PONG", StringComparison.Ordinal);
 
     private static async Task WaitForRedisAsync()
     {
