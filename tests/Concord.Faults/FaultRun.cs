@@ -421,7 +421,8 @@ public sealed partial class FaultRun
     /// A holds a short lease through node 0; node 0 is SIGSTOPped well past the lease's expiry; B acquires (through the
     /// other node while node 0 is still frozen, if there are two) and writes with its fence; node 0 is SIGCONTinued and
     /// A, believing it still holds the lock, writes with its old fence through it: that write must be refused (stale
-    /// fence) and A's renewal must fail (lease lost).
+    /// fence) and A's renewal must fail (lease lost). With two nodes it also records whether B could make progress at
+    /// all while node 0 was frozen (node 0 stays frozen at most <see cref="MaxFreeze"/>).
     /// </summary>
     private async Task FenceProbeAsync(List<Node> nodes, CancellationToken ct)
     {
@@ -437,17 +438,24 @@ public sealed partial class FaultRun
         Count(_r.Faults, "sigstop-past-lease");
         await Task.Delay(_o.PauseLength, ct);
         if (nodeA == nodeB) nodeA.Serve.Resume();
-        LeaseReply b;
-        WriteResult wb;
-        try
+        var frozen = Stopwatch.StartNew();
+        var bTask = Task.Run(async () =>
         {
-            b = await AcquireAsync(nodeB.Http, name, "holder-b", ct);
-            wb = await Retry(() => storeB.PutAsync(_ns, key, JsonSerializer.SerializeToElement(new { by = "b" }), new WriteOptions { Expect = Expect.Fenced(new Fence(name, b.Token)) }, ct).AsTask(), ct);
-        }
-        finally
+            var lease = await AcquireAsync(nodeB.Http, name, "holder-b", ct);
+            var write = await Retry(() => storeB.PutAsync(_ns, key, JsonSerializer.SerializeToElement(new { by = "b" }), new WriteOptions { Expect = Expect.Fenced(new Fence(name, lease.Token)) }, ct).AsTask(), ct);
+            return (lease, write);
+        }, ct);
+        if (nodeA != nodeB)
         {
+            await Task.WhenAny(bTask, Task.Delay(MaxFreeze, ct));
+            if (!bTask.IsCompleted)
+            {
+                Interlocked.Increment(ref _stalledProbes);
+                _o.Log.WriteLine($"  probe {probe}: B made no progress through the other node for {frozen.Elapsed.TotalSeconds:F1} s while node A was frozen");
+            }
             nodeA.Serve.Resume();
         }
+        var (b, wb) = await bTask;
         var stale = await Retry(() => storeA.PutAsync(_ns, key, JsonSerializer.SerializeToElement(new { by = "a-after-pause" }), new WriteOptions { Expect = Expect.Fenced(new Fence(name, a.Token)) }, ct).AsTask(), ct);
         var renew = await Retry(() => nodeA.Http.PostAsJsonAsync($"v1/ns/{_ns}/locks/renew", new { name, leaseId = a.LeaseId, ttlMs = 1000 }, ct), ct);
         var final = await Retry(() => storeA.GetAsync(_ns, key, null, ct).AsTask(), ct);
@@ -461,6 +469,11 @@ public sealed partial class FaultRun
                     $"probe {probe}: a={a.Token} applied={wa.IsApplied}, b={b.Token} applied={wb.IsApplied}, stale write → {stale.Conflict}, renew → {(int)renew.StatusCode}, final={final?.Value}"));
         }
     }
+
+    /// <summary>Longest a node stays frozen in a fence probe while the other node tries to take over.</summary>
+    private static readonly TimeSpan MaxFreeze = TimeSpan.FromSeconds(8);
+
+    private int _stalledProbes;
 
     private async Task<LeaseReply> AcquireAsync(HttpClient http, string name, string owner, CancellationToken ct)
     {
@@ -528,6 +541,11 @@ public sealed partial class FaultRun
 
         if (!_r.Verdicts.Any(v => v.Property == "fences honoured"))
             _r.Verdicts.Add(new FaultVerdict("fences honoured", _r.FenceProbes > 0, $"{_r.FenceProbes} pause-past-lease probes: every stale-fenced write refused, every lost lease detected"));
+        if (_o.ServeNodes > 1)
+            _r.Verdicts.Add(new FaultVerdict("a frozen node does not stall the others", _stalledProbes == 0,
+                _stalledProbes == 0
+                    ? $"in all {_r.FenceProbes} probes B acquired the expired lock and wrote through the other node while A's node was still frozen"
+                    : $"in {_stalledProbes} of {_r.FenceProbes} probes B could not acquire the expired lock and write through the other node within {MaxFreeze.TotalSeconds:F0} s while A's node was frozen (progress resumed only when it was thawed)"));
     }
 
     private static void Count(ConcurrentDictionary<string, int> counts, string name) => counts.AddOrUpdate(name, 1, (_, v) => v + 1);

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using Concord.Faults;
 
-// concord-faults faults [--quick] [--backend embedded|postgres|redis|all] [--duration SECONDS] [--seed N] [--clients N] [--nodes N] [--no-real-db] [--report FILE]
+// concord-faults faults [--quick] [--backend embedded|postgres|redis|all] [--duration SECONDS] [--seed N] [--clients N] [--nodes N] [--no-real-db] [--pg-idle-tx-timeout MS] [--report FILE]
 // concord-faults soak [--duration SECONDS] [--samples N] [--report FILE]
 var mode = args.Length > 0 && !args[0].StartsWith("--", StringComparison.Ordinal) ? args[0] : "faults";
 string? Arg(string name) => Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
@@ -50,6 +50,9 @@ foreach (var backend in backends)
         "redis" => databases?.Redis ?? Environment.GetEnvironmentVariable("CONCORD_REDIS"),
         _ => null,
     };
+    // A mitigation experiment: PostgreSQL aborts a transaction whose client went silent (a frozen serve node) after MS.
+    if (backend == "postgres" && Arg("--pg-idle-tx-timeout") is { } idle && connection is not null)
+        connection += $";Options=-c idle_in_transaction_session_timeout={idle}";
     if (backend != "embedded" && string.IsNullOrEmpty(connection))
     {
         skipped.Add($"{backend} (set CONCORD_{(backend == "postgres" ? "PG" : "REDIS")}; scripts/ensure-deps.sh does)");

@@ -40,6 +40,7 @@ public static class Reports
     [
         "linearizable registers", "serializable transactions", "strict serializable transactions (real-time order)",
         "exactly-once idempotent increments", "exactly-once queue effects", "no acknowledged write lost", "fences honoured",
+        "a frozen node does not stall the others",
     ];
 
     public static string Soak(SoakResult r)
