@@ -43,6 +43,10 @@ public sealed record FaultRunOptions
     /// </summary>
     public PrivateDatabases? Databases { get; init; }
 
+    /// <summary>The real database faults the nemesis picks from; null: all of <see cref="PrivateDatabases.FaultsFor"/>. (The final
+    /// crash before checking, <see cref="PrivateDatabases.CrashFor"/>, happens regardless.)</summary>
+    public IReadOnlyList<string>? DatabaseFaults { get; init; }
+
     /// <summary><c>concord serve</c> processes sharing the database (embedded: always 1, one process owns its directory).</summary>
     public int Nodes { get; init; } = 2;
 
@@ -147,11 +151,12 @@ public sealed partial class FaultRun
     {
         var watch = Stopwatch.StartNew();
         var data = Path.Combine(Path.GetTempPath(), "concord-faults-" + Guid.NewGuid().ToString("N")[..8]);
-        var connection = _o.Databases?.ConnectionFor(_o.Backend) ?? _o.Connection;
+        var connection = _o.Connection ?? _o.Databases?.ConnectionFor(_o.Backend);
         var nodes = new List<Node>();
         try
         {
-            for (var i = 0; i < _o.ServeNodes; i++)
+            // The nodes start in parallel (each start is a process launch plus a database connection).
+            nodes.AddRange(await Task.WhenAll(Enumerable.Range(0, _o.ServeNodes).Select(async _ =>
             {
                 TcpProxy? back = null;
                 var nodeConnection = connection;
@@ -163,8 +168,9 @@ public sealed partial class FaultRun
                 }
                 var serve = await ServeProcess.StartAsync(_o.Backend, nodeConnection, _o.Backend == "embedded" ? data : null, ct);
                 var front = new TcpProxy(serve.Port);
-                nodes.Add(new Node { Serve = serve, Front = front, Back = back, Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{front.Port}/"), Timeout = TimeSpan.FromSeconds(6) } });
-            }
+                return new Node { Serve = serve, Front = front, Back = back, Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{front.Port}/"), Timeout = TimeSpan.FromSeconds(6) } };
+            })));
+            _o.Log.WriteLine($"  {nodes.Count} serve node(s) ready @{_clock.Elapsed.TotalSeconds:F1}s");
             var store = Store(nodes[0].Http);
             if (_o.Backend != "embedded") _ns = "f" + Guid.NewGuid().ToString("N")[..10];
             await Retry(() => store.PutAsync(_ns, "counter", JsonSerializer.SerializeToElement(new { n = 0 }), null, ct).AsTask(), ct);
@@ -176,12 +182,13 @@ public sealed partial class FaultRun
             await stop.CancelAsync();
             await Task.WhenAll(clients);
 
-            // A last crash before checking: everything acknowledged must have been durable.
+            // A last crash before checking: everything acknowledged must have been durable. The embedded server holds the
+            // data itself; postgres/redis hold it in the database, which (when private) crashes instead.
             if (_o.Databases is not null && PrivateDatabases.CrashFor(_o.Backend) is { } crash)
             {
                 await InjectDbFaultAsync(crash, ct);
             }
-            foreach (var node in nodes)
+            foreach (var node in _o.Backend == "embedded" ? nodes : [])
             {
                 await node.Serve.KillAsync();
                 node.Front.SeverAll();
@@ -189,8 +196,11 @@ public sealed partial class FaultRun
                 await node.Serve.RestartAsync(ct);
                 node.Front.TargetPort = node.Serve.Port;
             }
+            _o.Log.WriteLine($"  clients stopped, final crash done @{_clock.Elapsed.TotalSeconds:F1}s");
             await DrainQueueAsync(nodes.Select(n => n.Http).ToList(), ct);
+            _o.Log.WriteLine($"  queue drained @{_clock.Elapsed.TotalSeconds:F1}s");
             await CheckAsync(store, ct);
+            _o.Log.WriteLine($"  checked @{_clock.Elapsed.TotalSeconds:F1}s");
         }
         finally
         {
@@ -360,7 +370,7 @@ public sealed partial class FaultRun
         var random = new Random(_o.Seed);
         var faults = new List<string> { "fence-pause", "sigkill", "latency" };
         if (nodes[0].Back is not null) faults.Add("db-cut");
-        if (_o.Databases is not null) faults.AddRange(PrivateDatabases.FaultsFor(_o.Backend));
+        if (_o.Databases is not null) faults.AddRange(_o.DatabaseFaults ?? PrivateDatabases.FaultsFor(_o.Backend));
         var n = 0;
         var clock = Stopwatch.StartNew();
         // Runs for the duration and at least until every kind of fault was injected once, then stops the clients.
@@ -371,7 +381,7 @@ public sealed partial class FaultRun
             var fault = n < faults.Count ? faults[n] : faults[random.Next(faults.Count)];
             var node = nodes[random.Next(nodes.Count)];
             n++;
-            _o.Log.WriteLine($"  nemesis: {fault}");
+            _o.Log.WriteLine($"  nemesis @{_clock.Elapsed.TotalSeconds:F1}s: {fault}");
             switch (fault)
             {
                 case "sigkill":
@@ -523,12 +533,16 @@ public sealed partial class FaultRun
 
         await CheckQueueAsync(store, ct);
 
-        var lost = new List<(string Key, TimeSpan AckedAt)>();
-        foreach (var (key, (i, at)) in _ackedWrites)
+        var stored = new Dictionary<string, long>(StringComparer.Ordinal);
+        string? after = null;
+        while (true)
         {
-            var record = await Retry(() => store.GetAsync(_ns, key, null, ct).AsTask(), ct);
-            if (record is null || record.Value.GetProperty("i").GetInt64() != i) lost.Add((key, at));
+            var page = await Retry(() => store.ListAsync(_ns, new ListRequest { Prefix = "w/", After = after, Limit = 1000 }, ct).AsTask(), ct);
+            foreach (var record in page.Records) stored[record.Key] = record.Value.GetProperty("i").GetInt64();
+            if (page.Records.Count == 0 || page.NextAfter is null) break;
+            after = page.NextAfter;
         }
+        var lost = _ackedWrites.Where(w => !stored.TryGetValue(w.Key, out var i) || i != w.Value.I).Select(w => (w.Key, w.Value.AckedAt)).ToList();
         _r.UniqueWritesAcked = _ackedWrites.Count;
         var crashes = _dbCrashes.ToArray();
         // Redis with appendfsync everysec documents losing up to about a second (two in the worst case) of acknowledged
