@@ -549,7 +549,7 @@ public sealed partial class FaultRun
         // writes when it crashes; a loss acknowledged within 2 s before a redis-sigkill is that window, any other is a bug.
         var inWindow = lost.Where(l => _o.Backend == "redis" && crashes.Any(c => c.Fault == "redis-sigkill" && l.AckedAt <= c.At + TimeSpan.FromSeconds(1) && l.AckedAt >= c.At - TimeSpan.FromSeconds(2))).ToList();
         _r.Verdicts.Add(new FaultVerdict("no acknowledged write lost", lost.Count == 0,
-            $"{_ackedWrites.Count} acknowledged creates read back after the last {(_o.Databases is null ? "" : "database crash and ")}server restart"
+            $"{_ackedWrites.Count} acknowledged creates read back after the final {(_o.Backend == "embedded" ? "server SIGKILL and restart" : _o.Databases is null ? "check" : "database crash")}"
             + (lost.Count == 0 ? "" : $"; LOST {lost.Count} ({inWindow.Count} acknowledged within 2 s before a Redis SIGKILL): {string.Join(", ", lost.Take(10).Select(l => $"{l.Key}@{l.AckedAt.TotalSeconds:F1}s"))}; crashes at {string.Join(", ", crashes.Select(c => $"{c.Fault}@{c.At.TotalSeconds:F1}s"))}"),
             Tolerated: lost.Count > 0 && inWindow.Count == lost.Count));
 
