@@ -547,7 +547,7 @@ public sealed partial class FaultRun
         var crashes = _dbCrashes.ToArray();
         // Redis with appendfsync everysec documents losing up to about a second (two in the worst case) of acknowledged
         // writes when it crashes; a loss acknowledged within 2 s before a redis-sigkill is that window, any other is a bug.
-        var inWindow = lost.Where(l => _o.Backend == "redis" && crashes.Any(c => c.Fault == "redis-sigkill" && l.AckedAt <= c.At + TimeSpan.FromSeconds(1) && l.AckedAt >= c.At - TimeSpan.FromSeconds(2))).ToList();
+        var inWindow = lost.Where(l => _o.Backend == "redis" && InRedisAofWindow(l.AckedAt, crashes)).ToList();
         _r.Verdicts.Add(new FaultVerdict("no acknowledged write lost", lost.Count == 0,
             $"{_ackedWrites.Count} acknowledged creates read back after the final {(_o.Backend == "embedded" ? "server SIGKILL and restart" : _o.Databases is null ? "check" : "database crash")}"
             + (lost.Count == 0 ? "" : $"; LOST {lost.Count} ({inWindow.Count} acknowledged within 2 s before a Redis SIGKILL): {string.Join(", ", lost.Take(10).Select(l => $"{l.Key}@{l.AckedAt.TotalSeconds:F1}s"))}; crashes at {string.Join(", ", crashes.Select(c => $"{c.Fault}@{c.At.TotalSeconds:F1}s"))}"),
@@ -561,6 +561,14 @@ public sealed partial class FaultRun
                     ? $"in all {_r.FenceProbes} probes B acquired the expired lock and wrote through the other node while A's node was still frozen"
                     : $"in {_stalledProbes} of {_r.FenceProbes} probes B could not acquire the expired lock and write through the other node within {MaxFreeze.TotalSeconds:F0} s while A's node was frozen (progress resumed only when it was thawed)"));
     }
+
+    /// <summary>
+    /// True when a write acknowledged at <paramref name="ackedAt"/> falls in the window Redis with <c>appendfsync
+    /// everysec</c> may lose on a crash: acknowledged at most 2 s before a <c>redis-sigkill</c> started (or while it was
+    /// being injected, which takes well under a second).
+    /// </summary>
+    public static bool InRedisAofWindow(TimeSpan ackedAt, IEnumerable<(string Fault, TimeSpan At)> crashes) =>
+        crashes.Any(c => c.Fault == "redis-sigkill" && ackedAt >= c.At - TimeSpan.FromSeconds(2) && ackedAt <= c.At + TimeSpan.FromSeconds(1));
 
     private static void Count(ConcurrentDictionary<string, int> counts, string name) => counts.AddOrUpdate(name, 1, (_, v) => v + 1);
 

@@ -68,7 +68,8 @@ foreach (var backend in backends)
         Databases = backend == "embedded" ? null : databases,
         Nodes = int.Parse(Arg("--nodes") ?? "2", CultureInfo.InvariantCulture),
         Log = Console.Out,
-        HistoryPath = report is null ? null : Path.Combine(Path.GetDirectoryName(Path.GetFullPath(report))!, $"history-{backend}.jsonl"),
+        // Next to the report and named after it, so a second report in the same directory keeps the first one's histories.
+        HistoryPath = report is null ? null : Path.Combine(Path.GetDirectoryName(Path.GetFullPath(report))!, $"{Path.GetFileNameWithoutExtension(report)}-history-{backend}.jsonl"),
     };
     Console.WriteLine($"fault run: {backend}, {options.Duration.TotalSeconds:F0} s, {options.Clients} clients over {options.ServeNodes} serve node(s), seed {options.Seed}{(options.Databases is null ? "" : ", real database restarts")}");
     var result = await FaultRun.RunAsync(options, cts.Token);

@@ -86,6 +86,18 @@ public sealed class FaultSuiteTests
     }
 
     [Fact]
+    public void InRedisAofWindow_LossRightBeforeARedisSigkill_IsInTheWindowOthersAreNot()
+    {
+        (string, TimeSpan)[] crashes = [("redis-sigkill", TimeSpan.FromSeconds(30)), ("redis-shutdown", TimeSpan.FromSeconds(50))];
+
+        Assert.True(FaultRun.InRedisAofWindow(TimeSpan.FromSeconds(29.2), crashes));
+        Assert.True(FaultRun.InRedisAofWindow(TimeSpan.FromSeconds(30.5), crashes));
+        Assert.False(FaultRun.InRedisAofWindow(TimeSpan.FromSeconds(25), crashes)); // long before: a real loss
+        Assert.False(FaultRun.InRedisAofWindow(TimeSpan.FromSeconds(49.5), crashes)); // a clean shutdown flushes the AOF
+        Assert.False(FaultRun.InRedisAofWindow(TimeSpan.FromSeconds(29.5), []));
+    }
+
+    [Fact]
     public void Slope_OfALine_IsItsGradient()
     {
         Assert.Equal(2.0, Soak.Slope([(0, 1), (1, 3), (2, 5), (3, 7)]), 6);
