@@ -125,6 +125,7 @@ public static class ConcordServer
             MaxValueBytes = options.MaxValueBytes,
             RetainedRevisions = options.RetainedRevisions,
             IdempotencyRetention = options.IdempotencyRetention,
+            IdempotencyMemoryLimit = options.IdempotencyMemoryLimit,
             ExpirySweepInterval = options.ExpirySweepInterval,
         };
         switch (options.Backend.ToLowerInvariant())

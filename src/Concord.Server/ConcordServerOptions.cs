@@ -59,6 +59,12 @@ public sealed class ConcordServerOptions
     /// <summary>How long an Idempotency-Key's stored result is replayed. <value>Default: 24 h.</value></summary>
     public TimeSpan IdempotencyRetention { get; set; } = TimeSpan.FromHours(24);
 
+    /// <summary>
+    /// Memory the embedded engine may spend on idempotency records; beyond it the oldest are forgotten before their
+    /// retention ends (see <see cref="ConcordEngineOptions.IdempotencyMemoryLimit"/>). <value>Default: 256 MiB.</value>
+    /// </summary>
+    public long IdempotencyMemoryLimit { get; set; } = 256L * 1024 * 1024;
+
     /// <summary>How often expired (TTL) keys become tombstones that watchers see. <value>Default: 1 s.</value></summary>
     public TimeSpan ExpirySweepInterval { get; set; } = TimeSpan.FromSeconds(1);
 
