@@ -55,6 +55,11 @@ public static class ConcordServer
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+            if (options.MaxConnections > 0)
+            {
+                var limit = new ConnectionLimit(options.MaxConnections);
+                k.ConfigureEndpointDefaults(listen => listen.Use(limit.Middleware));
+            }
             k.AddServerHeader = false;
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.ShutdownTimeout);

@@ -61,7 +61,7 @@ public sealed class ConcordServerOptions
 
     /// <summary>
     /// Memory the embedded engine may spend on idempotency records; beyond it the oldest are forgotten before their
-    /// retention ends (see <see cref="ConcordEngineOptions.IdempotencyMemoryLimit"/>). <value>Default: 256 MiB.</value>
+    /// retention ends (see <see cref="Concord.Engine.ConcordEngineOptions.IdempotencyMemoryLimit"/>). <value>Default: 256 MiB.</value>
     /// </summary>
     public long IdempotencyMemoryLimit { get; set; } = 256L * 1024 * 1024;
 
@@ -70,6 +70,12 @@ public sealed class ConcordServerOptions
 
     /// <summary>Concurrent watch (SSE) streams allowed. <value>Default: 1,000.</value></summary>
     public int MaxWatchers { get; set; } = 1000;
+
+    /// <summary>
+    /// Open client connections allowed; a connection beyond it gets HTTP 503 <c>too-many-connections</c> (with
+    /// <c>Retry-After</c>) and is closed. Zero disables the limit. <value>Default: 10,000.</value>
+    /// </summary>
+    public int MaxConnections { get; set; } = 10_000;
 
     /// <summary>Waiters allowed in one lock's queue; more get HTTP 429 <c>too-many-waiters</c>. <value>Default: 1,000.</value></summary>
     public int MaxLockWaitersPerKey { get; set; } = 1000;
@@ -92,6 +98,7 @@ public sealed class ConcordServerOptions
         if (MaxRequestBodyBytes < 1024) throw new InvalidRequestException($"Concord:MaxRequestBodyBytes must be at least 1024 (got {MaxRequestBodyBytes})");
         if (MaxValueBytes < 16) throw new InvalidRequestException($"Concord:MaxValueBytes must be at least 16 (got {MaxValueBytes})");
         if (MaxWatchers < 0) throw new InvalidRequestException($"Concord:MaxWatchers must not be negative (got {MaxWatchers})");
+        if (MaxConnections < 0) throw new InvalidRequestException($"Concord:MaxConnections must not be negative (got {MaxConnections})");
         if (MaxLockWaitersPerKey < 1) throw new InvalidRequestException($"Concord:MaxLockWaitersPerKey must be at least 1 (got {MaxLockWaitersPerKey})");
         if (ShutdownTimeout < TimeSpan.Zero) throw new InvalidRequestException("Concord:ShutdownTimeout must not be negative");
         if (LogFormat is not ("simple" or "json")) throw new InvalidRequestException($"Concord:LogFormat must be 'simple' or 'json' (got '{LogFormat}')");
