@@ -77,6 +77,12 @@ public sealed class ConcordServerOptions
     /// </summary>
     public int MaxConnections { get; set; } = 10_000;
 
+    /// <summary>
+    /// Unfinished tasks (dead letters included) one queue may hold; an enqueue beyond it gets HTTP 429 <c>queue-full</c>.
+    /// <value>Default: 1,000,000.</value>
+    /// </summary>
+    public int MaxQueueTasks { get; set; } = 1_000_000;
+
     /// <summary>Waiters allowed in one lock's queue; more get HTTP 429 <c>too-many-waiters</c>. <value>Default: 1,000.</value></summary>
     public int MaxLockWaitersPerKey { get; set; } = 1000;
 
@@ -99,6 +105,7 @@ public sealed class ConcordServerOptions
         if (MaxValueBytes < 16) throw new InvalidRequestException($"Concord:MaxValueBytes must be at least 16 (got {MaxValueBytes})");
         if (MaxWatchers < 0) throw new InvalidRequestException($"Concord:MaxWatchers must not be negative (got {MaxWatchers})");
         if (MaxConnections < 0) throw new InvalidRequestException($"Concord:MaxConnections must not be negative (got {MaxConnections})");
+        if (MaxQueueTasks < 1) throw new InvalidRequestException($"Concord:MaxQueueTasks must be at least 1 (got {MaxQueueTasks})");
         if (MaxLockWaitersPerKey < 1) throw new InvalidRequestException($"Concord:MaxLockWaitersPerKey must be at least 1 (got {MaxLockWaitersPerKey})");
         if (ShutdownTimeout < TimeSpan.Zero) throw new InvalidRequestException("Concord:ShutdownTimeout must not be negative");
         if (LogFormat is not ("simple" or "json")) throw new InvalidRequestException($"Concord:LogFormat must be 'simple' or 'json' (got '{LogFormat}')");

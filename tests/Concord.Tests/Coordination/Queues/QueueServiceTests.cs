@@ -55,6 +55,34 @@ public abstract class QueueServiceTests : StoreTestBase
     }
 
     [Fact]
+    public async Task Enqueue_QueueAtMaxTasks_IsRefusedUntilATaskIsAckedOrADeadLetterDeleted()
+    {
+        var queues = CreateQueueService(new QueueServiceOptions { TimeProvider = Clock, DefaultMaxAttempts = 1, MaxTasks = 3 });
+        for (var i = 0; i < 3; i++) Assert.True((await queues.EnqueueAsync(Ns, "small", J($$"""{"n":"{{i}}"}"""), null, Ct)).IsEnqueued);
+
+        var full = await queues.EnqueueAsync(Ns, "small", J("""{"n":"x"}"""), null, Ct);
+        Assert.Equal(EnqueueStatus.QueueFull, full.Status);
+        Assert.Equal(3, (await queues.GetStatsAsync(Ns, "small", Ct)).Total); // nothing was created
+        var prepare = await Assert.ThrowsAsync<Concord.Coordination.QueueFullException>(async () => await queues.PrepareEnqueueAsync(Ns, "small", J("""{"n":"x"}"""), null, Ct));
+        Assert.Equal("small", prepare.Queue);
+        Assert.True((await queues.EnqueueAsync(Ns, "other", J("""{"n":"o"}"""), null, Ct)).IsEnqueued); // per queue
+
+        // An ack frees a slot.
+        var first = (await queues.LeaseAsync(Ns, "small", "c1", Vis, TimeSpan.Zero, Ct)).Lease!;
+        Assert.Equal(AckStatus.Acked, (await queues.AckAsync(first, cancellationToken: Ct)).Status);
+        Assert.True((await queues.EnqueueAsync(Ns, "small", J("""{"n":"3"}"""), null, Ct)).IsEnqueued);
+        Assert.Equal(EnqueueStatus.QueueFull, (await queues.EnqueueAsync(Ns, "small", J("""{"n":"x"}"""), null, Ct)).Status);
+
+        // A dead letter still counts; deleting it frees its slot.
+        var second = (await queues.LeaseAsync(Ns, "small", "c1", Vis, TimeSpan.Zero, Ct)).Lease!;
+        Assert.Equal(NackStatus.DeadLettered, (await queues.NackAsync(second, "boom", TimeSpan.Zero, Ct)).Status);
+        Assert.Equal(EnqueueStatus.QueueFull, (await queues.EnqueueAsync(Ns, "small", J("""{"n":"x"}"""), null, Ct)).Status);
+        Assert.True(await queues.DeleteDeadLetterAsync(Ns, "small", second.TaskId, Ct));
+        Assert.True((await queues.EnqueueAsync(Ns, "small", J("""{"n":"4"}"""), null, Ct)).IsEnqueued);
+        Assert.Equal(3, (await queues.GetStatsAsync(Ns, "small", Ct)).Total);
+    }
+
+    [Fact]
     public async Task Lease_EmptyQueue_ReturnsEmptyResultWithoutWaiting()
     {
         var result = await Queues.LeaseAsync(Ns, "nothing", "c1", Vis, TimeSpan.Zero, Ct);
