@@ -43,6 +43,7 @@ public sealed class BackendFaultTests
                     Run("pg_ctlcluster", "15", "main", "stop", "-m", "fast");
                     await Task.Delay(500, Ct); // clients hit a stopped server, not only broken connections
                     Run("pg_ctlcluster", "15", "main", "start");
+                    await EnsurePostgresAsync(); // the clients must get a server back, or the test only measures an outage
                 });
             }
             finally
