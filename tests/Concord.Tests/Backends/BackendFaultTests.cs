@@ -49,6 +49,7 @@ public sealed class BackendFaultTests
                     Run("pg_ctlcluster", [.. PgCluster, "stop", "-m", "fast"]);
                     await Task.Delay(500, Ct); // clients hit a stopped server, not only broken connections
                     Run("pg_ctlcluster", [.. PgCluster, "start"]);
+                    await EnsurePostgresAsync(); // the clients must get a server back, or the test only measures an outage
                 });
             }
             finally
