@@ -117,6 +117,7 @@ public sealed class BackendFaultTests
             var store = await stores.CreateAsync(StoreFixtureOptions.Default);
             try
             {
+                _ = RedisDir(); // while the server runs
                 await RunAsync(store, "redis", async () =>
                 {
                     // SHUTDOWN fsyncs the AOF, so nothing acknowledged is lost; the restart loads it back.
@@ -306,9 +307,20 @@ public sealed class BackendFaultTests
     private static void StartRedis() =>
         Run("redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", RedisPort, "--appendonly", "yes", "--appendfsync", "everysec", "--dir", RedisDir());
 
-    /// <summary>/tmp for the default instance (as scripts/ensure-deps.sh starts it); a directory of its own for any other port.</summary>
+    private static string? s_redisDir;
+
+    /// <summary>
+    /// The running server's own data directory (CONFIG GET dir), remembered before the first shutdown, so the restart
+    /// loads the AOF the server wrote: a restart from another directory comes back empty and the test then reports lost
+    /// increments that Concord never lost. Falls back to /tmp for the default port (as scripts/ensure-deps.sh starts it)
+    /// and a directory of its own for any other port.
+    /// </summary>
     private static string RedisDir()
     {
+        if (s_redisDir is not null) return s_redisDir;
+        var lines = Run("redis-cli", "-h", "127.0.0.1", "-p", RedisPort, "config", "get", "dir").Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var index = Array.FindIndex(lines, l => l.EndsWith("dir", StringComparison.Ordinal));
+        if (index >= 0 && index + 1 < lines.Length && Directory.Exists(lines[index + 1])) return s_redisDir = lines[index + 1];
         if (RedisPort == "6379") return "/tmp";
         var dir = Path.Combine(Path.GetTempPath(), "concord-redis-" + RedisPort);
         Directory.CreateDirectory(dir);
