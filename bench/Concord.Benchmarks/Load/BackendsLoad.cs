@@ -119,7 +119,7 @@ internal static partial class BackendsLoad
                 }
                 results.Add(new Comparison("queue", $"{clients} client{(clients == 1 ? "" : "s")}", "tasks/s", true,
                     new Sample("StoreQueueService on PostgresStore: EnqueueAsync, LeaseAsync (30 s visibility), AckAsync", [.. concord.Select(c => c.Rate)], new() { ["empty leases"] = [.. concord.Select(c => c.Conflicts)] }),
-                    new Sample("INSERT INTO jobs; DELETE FROM jobs WHERE id = (SELECT id FROM jobs ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING id, payload (autocommit each) on {server}",
+                    new Sample($"INSERT INTO jobs; DELETE FROM jobs WHERE id = (SELECT id FROM jobs ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING id, payload (autocommit each) on {server}",
                         [.. peer.Select(c => c.Rate)], new() { ["empty leases"] = [.. peer.Select(c => c.Conflicts)] })));
             }
         }
