@@ -246,7 +246,27 @@ public sealed class PostgresStore : IConcordStore
         return ExecuteAsync(ns, request, options ?? WriteOptions.Default, cancellationToken);
     }
 
-    private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken)
+    /// <summary>
+    /// Commits <paramref name="request"/> like <see cref="TransactAsync"/> and runs <paramref name="step"/> inside the same
+    /// PostgreSQL transaction, after the commit's rows are written: a refusal or an exception from the step rolls the
+    /// whole commit back (versions, log, idempotency record, notification), so the step and the commit happen together
+    /// or not at all. The step does not run when nothing is committed (a failed expectation, a replay, a read-only
+    /// transaction). Used by the native queue (<see cref="PostgresQueueService"/>) to ack a task with its effects.
+    /// </summary>
+    internal ValueTask<TxnResult> TransactWithStepAsync(string ns, TxnRequest request, WriteOptions options, CommitStep step, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return ExecuteAsync(ns, request, options, cancellationToken, step);
+    }
+
+    /// <summary>The connection string's data source, the schema and the clock, for the native queue that shares them.</summary>
+    internal NpgsqlDataSource DataSource => _dataSource;
+
+    internal string SchemaName => _s;
+
+    internal TimeProvider Time => _time;
+
+    private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken, CommitStep? step = null)
     {
         cancellationToken.ThrowIfCancellationRequested();
         TxnEvaluator.Validate(ns, request, _semantics.MaxValueBytes);
@@ -261,7 +281,7 @@ public sealed class PostgresStore : IConcordStore
             await _commitGate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                return await Translate(() => ExecuteOnceAsync(ns, request, options, fingerprint, keys, prefixes, cancellationToken)).ConfigureAwait(false);
+                return await Translate(() => ExecuteOnceAsync(ns, request, options, fingerprint, keys, prefixes, cancellationToken, step)).ConfigureAwait(false);
             }
             catch (StoreUnavailableException e) when (attempt < _options.MaxAttempts && e.InnerException is PostgresException { SqlState: "40001" or "40P01" })
             {
@@ -274,7 +294,7 @@ public sealed class PostgresStore : IConcordStore
         }
     }
 
-    private async Task<TxnResult> ExecuteOnceAsync(string ns, TxnRequest request, WriteOptions options, byte[]? fingerprint, string[] keys, string[] prefixes, CancellationToken cancellationToken)
+    private async Task<TxnResult> ExecuteOnceAsync(string ns, TxnRequest request, WriteOptions options, byte[]? fingerprint, string[] keys, string[] prefixes, CancellationToken cancellationToken, CommitStep? step = null)
     {
         await using var conn = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken).ConfigureAwait(false);
@@ -335,6 +355,14 @@ public sealed class PostgresStore : IConcordStore
             return result;
         }
         await WriteCommitAsync(conn, tx, commit, cancellationToken).ConfigureAwait(false);
+        // Native queue operations prepared into this transaction (PostgresQueueService.PrepareEnqueue/PrepareAck), then the caller's step.
+        var refusal = await PostgresQueueService.ApplyPreparedAsync(conn, tx, _s, commit, cancellationToken).ConfigureAwait(false);
+        if (refusal is null && step is not null) refusal = await step(conn, tx, commit, cancellationToken).ConfigureAwait(false);
+        if (refusal is not null)
+        {
+            await tx.RollbackAsync(cancellationToken).ConfigureAwait(false);
+            return refusal.ToResult(request, result.Succeeded, last);
+        }
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
         return result;
     }
