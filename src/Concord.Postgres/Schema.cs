@@ -82,6 +82,7 @@ internal static class Schema
                   autovacuum_analyze_scale_factor = 0.0, autovacuum_analyze_threshold = 5000);
         CREATE INDEX IF NOT EXISTS queue_tasks_visible ON {schema}.queue_tasks (ns, queue, priority DESC, visible_at, seq) WHERE NOT waiting;
         CREATE INDEX IF NOT EXISTS queue_tasks_group ON {schema}.queue_tasks (ns, queue, group_key, seq) WHERE group_key IS NOT NULL;
+        CREATE UNIQUE INDEX IF NOT EXISTS queue_tasks_group_head ON {schema}.queue_tasks (ns, queue, group_key) WHERE group_key IS NOT NULL AND NOT waiting;
         CREATE TABLE IF NOT EXISTS {schema}.queue_dead (
             ns text NOT NULL,
             queue text COLLATE "C" NOT NULL,
