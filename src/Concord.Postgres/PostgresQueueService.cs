@@ -384,7 +384,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             {
                 stepRan = true;
                 stale = false;
-                var (deleted, _) = await AckCoreAsync(conn, tx, _s, lease, ct).ConfigureAwait(false);
+                var (deleted, _, _) = await AckCoreAsync(conn, tx, _s, lease, ct).ConfigureAwait(false);
                 if (deleted) return null;
                 stale = true;
                 return new CommitRefusal($"{MarkerPrefix}{lease.Queue}/a/{lease.TaskId}", ConflictKind.NotFound, StaleMessage(lease));
@@ -406,38 +406,49 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
 
     private async Task<AckResult> AckWithoutEffectsAsync(QueueLease lease, CancellationToken cancellationToken)
     {
-        var (deleted, revision) = await Translate(async () =>
+        var (deleted, promoted, revision) = await Translate(async () =>
         {
             await using var conn = await _ds.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             return await AckCoreAsync(conn, null, _s, lease, cancellationToken).ConfigureAwait(false);
         }).ConfigureAwait(false);
         if (!deleted) return new AckResult(AckStatus.StaleReceipt, 0, null, -1, StaleMessage(lease));
         QueueTelemetry.Acked(lease.Queue);
-        if (lease.Group is not null) Pulse();
+        if (promoted) Pulse();
         return new AckResult(AckStatus.Acked, revision, null, -1, null);
     }
 
-    /// <summary>Deletes the leased task if <paramref name="lease"/>'s receipt is current, and promotes the next task of its group.</summary>
-    private static async Task<(bool Deleted, long Revision)> AckCoreAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string s, QueueLease lease, CancellationToken cancellationToken)
+    /// <summary>
+    /// Deletes the leased task if <paramref name="lease"/>'s receipt is current and, for a grouped task, promotes the next
+    /// task of its group: one round trip. Only the task id and receipt are trusted (leases rebuilt from an HTTP request
+    /// carry no group): the delete returns the group, takes its lock after the row lock (the order every writer uses) and
+    /// hands the key to the promotion through a transaction-local setting.
+    /// </summary>
+    private static async Task<(bool Deleted, bool Promoted, long Revision)> AckCoreAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string s, QueueLease lease, CancellationToken cancellationToken)
     {
         await using var batch = new NpgsqlBatch(conn, tx);
-        if (lease.Group is not null) batch.BatchCommands.Add(GroupLock(s, lease.Namespace, lease.Queue, lease.Group));
-        var delete = new NpgsqlBatchCommand($"DELETE FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 AND group_key IS NOT DISTINCT FROM $5::text RETURNING 1");
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('concord.queue_group', '', true)"));
+        var delete = new NpgsqlBatchCommand($"""
+            WITH d AS (DELETE FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 RETURNING group_key)
+            SELECT d.group_key FROM d,
+                LATERAL (SELECT pg_advisory_xact_lock(hashtextextended($5 || d.group_key, 0))) l,
+                LATERAL (SELECT set_config('concord.queue_group', coalesce(d.group_key, ''), true)) c
+            """);
         Add(delete, lease.Namespace);
         Add(delete, lease.Queue);
         Add(delete, lease.TaskId);
         Add(delete, lease.Receipt);
-        AddText(delete, lease.Group);
+        Add(delete, GroupLockPrefix(s, lease.Namespace, lease.Queue));
         batch.BatchCommands.Add(delete);
-        if (lease.Group is not null) batch.BatchCommands.Add(Promote(s, lease.Namespace, lease.Queue, lease.Group));
+        batch.BatchCommands.Add(Promote(s, lease.Namespace, lease.Queue, null));
         batch.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT revision FROM {s}.meta WHERE id = 1"));
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        if (lease.Group is not null) await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         var deleted = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        if (lease.Group is not null) await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var promoted = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        return (deleted, reader.GetInt64(0));
+        return (deleted, promoted, reader.GetInt64(0));
     }
 
     /// <inheritdoc />
@@ -497,7 +508,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
                 var spec = Deserialize<AckSpec>(change);
                 if (spec.Ns != commit.Namespace) return new CommitRefusal(key, ConflictKind.NotFound, $"ack prepared for namespace '{spec.Ns}' cannot commit in a transaction of '{commit.Namespace}'");
                 var lease = new QueueLease { Namespace = commit.Namespace, Queue = spec.Queue, TaskId = spec.Id, Receipt = spec.Receipt, Group = spec.Group, Consumer = "", Payload = default };
-                var (deleted, _) = await AckCoreAsync(conn, tx, s, lease, cancellationToken).ConfigureAwait(false);
+                var (deleted, _, _) = await AckCoreAsync(conn, tx, s, lease, cancellationToken).ConfigureAwait(false);
                 if (!deleted) return new CommitRefusal(key, ConflictKind.NotFound, $"receipt {spec.Receipt} for task '{spec.Id}' of queue '{spec.Queue}' is stale: the lease ended; prepare the ack again");
             }
             else throw new InvalidRequestException($"'{key}' is not a queue operation; keys under {MarkerPrefix} are reserved for the PostgreSQL queue");
@@ -536,7 +547,6 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
         {
             await using var conn = await _ds.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            if (lease.Group is not null) await ExecAsync(conn, tx, GroupLockQuery, cancellationToken, GroupLockKey(_s, lease.Namespace, lease.Queue, lease.Group)).ConfigureAwait(false);
             var row = await LockLeasedAsync(conn, tx, lease.Namespace, lease.Queue, lease.TaskId, lease.Receipt, null, cancellationToken).ConfigureAwait(false);
             if (row is null) return ((NackStatus?)null, 0L);
             var dead = await RetryOrDeadAsync(conn, tx, lease.Namespace, lease.Queue, row.Value, why, now, delay, cancellationToken).ConfigureAwait(false);
@@ -574,6 +584,8 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     {
         if (row.Attempts >= row.MaxAttempts)
         {
+            // The row is locked (LockLeasedAsync); the group lock comes second, as in every writer.
+            if (row.Group is not null) await ExecAsync(conn, tx, GroupLockQuery, cancellationToken, GroupLockKey(_s, ns, queue, row.Group)).ConfigureAwait(false);
             await ExecAsync(conn, tx, $"""
                 WITH d AS (DELETE FROM {_s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 RETURNING *)
                 INSERT INTO {_s}.queue_dead (ns, queue, id, priority, group_key, attempts, max_attempts, consumer, last_error, enqueued_at, visible_at, dedup_id, trace_parent, dead_at, payload)
@@ -654,7 +666,6 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             foreach (var candidate in expired)
             {
                 await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                if (candidate.Group is not null) await ExecAsync(conn, tx, GroupLockQuery, cancellationToken, GroupLockKey(_s, ns, queue, candidate.Group)).ConfigureAwait(false);
                 // Re-read under the lock: acked, nacked or extended meanwhile means there is nothing to reclaim.
                 var row = await LockLeasedAsync(conn, tx, ns, queue, candidate.Id, null, now.UtcTicks, cancellationToken).ConfigureAwait(false);
                 if (row is not { } r)
@@ -925,7 +936,9 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
 
     private const string GroupLockQuery = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 
-    private static string GroupLockKey(string s, string ns, string queue, string group) => $"concord-queue:{s}\n{ns}\n{queue}\n{group}";
+    private static string GroupLockPrefix(string s, string ns, string queue) => $"concord-queue:{s}\n{ns}\n{queue}\n";
+
+    private static string GroupLockKey(string s, string ns, string queue, string group) => GroupLockPrefix(s, ns, queue) + group;
 
     /// <summary>Serializes enqueues into, and completions of, one group (held to the end of the transaction).</summary>
     private static NpgsqlBatchCommand GroupLock(string s, string ns, string queue, string group)
@@ -936,20 +949,21 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     }
 
     /// <summary>Makes the oldest waiting task of a group its head, if the group has no head (run under the group lock).</summary>
-    private static NpgsqlBatchCommand Promote(string s, string ns, string queue, string group)
+    private static NpgsqlBatchCommand Promote(string s, string ns, string queue, string? group)
     {
         var cmd = new NpgsqlBatchCommand($"""
-            WITH n AS (
+            WITH g AS (SELECT coalesce($3::text, nullif(current_setting('concord.queue_group', true), '')) AS key),
+            n AS (
                 SELECT id FROM {s}.queue_tasks
-                WHERE ns = $1 AND queue = $2 AND group_key = $3 AND waiting
-                  AND NOT EXISTS (SELECT 1 FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND group_key = $3 AND NOT waiting)
+                WHERE ns = $1 AND queue = $2 AND group_key = (SELECT key FROM g) AND waiting
+                  AND NOT EXISTS (SELECT 1 FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND group_key = (SELECT key FROM g) AND NOT waiting)
                 ORDER BY seq LIMIT 1),
             u AS (UPDATE {s}.queue_tasks t SET waiting = false FROM n WHERE t.ns = $1 AND t.queue = $2 AND t.id = n.id RETURNING t.id)
             SELECT pg_notify($4, $5) FROM u
             """);
         Add(cmd, ns);
         Add(cmd, queue);
-        Add(cmd, group);
+        AddText(cmd, group);
         Add(cmd, Channel(s));
         Add(cmd, ns + "\n" + queue);
         return cmd;

@@ -2,6 +2,7 @@ using Concord.Coordination.Queues;
 using Concord.Postgres;
 using Concord.Tests.Coordination;
 using Concord.Tests.Coordination.Queues;
+using Microsoft.Extensions.Logging;
 
 namespace Concord.Tests.Postgres;
 
@@ -228,16 +229,16 @@ public sealed class PostgresNativeQueueTests : StoreTestBase
                 Assert.True((await _queues.AckAsync(lease, cancellationToken: Ct)).IsAcked);
             }
         }
-        await CyclesAsync(300);
+        await CyclesAsync(150);
         await SqlAsync("VACUUM {s}.queue_tasks");
         var size1 = (long)(await SqlAsync("SELECT pg_total_relation_size('{s}.queue_tasks')"))!;
-        await CyclesAsync(300);
+        await CyclesAsync(150);
         await SqlAsync("VACUUM {s}.queue_tasks");
         var size2 = (long)(await SqlAsync("SELECT pg_total_relation_size('{s}.queue_tasks')"))!;
 
         Assert.Equal(0L, await SqlAsync("SELECT count(*) FROM {s}.queue_tasks"));
         Assert.Equal(0L, await SqlAsync("SELECT count(*) FROM {s}.queue_dead"));
-        Assert.True(size2 <= size1, $"the hot table grew from {size1} to {size2} bytes over the second 300 cycles despite vacuum");
+        Assert.True(size2 <= size1, $"the hot table grew from {size1} to {size2} bytes over the second 150 cycles despite vacuum");
     }
 }
 
@@ -259,7 +260,7 @@ public sealed class PostgresNativeQueueStressTests : StoreTestBase
     [Fact]
     public async Task ManyConsumers_EveryTaskAckedExactlyOnce_GroupsNeverInFlightTogether()
     {
-        const int tasks = 400, consumers = 8;
+        const int tasks = 160, consumers = 6;
         string?[] groups = ["a", "b", "c", "d", null, null];
         var queues = _native.Create(Store, new QueueServiceOptions { TimeProvider = TimeProvider.System });
         using var safety = CancellationTokenSource.CreateLinkedTokenSource(Ct);
@@ -301,5 +302,53 @@ public sealed class PostgresNativeQueueStressTests : StoreTestBase
         foreach (var id in ids.Keys) Assert.Equal(1, (await Store.GetAsync("s", $"done/{id}", null, Ct))!.Value.GetProperty("n").GetInt32());
         foreach (var (group, seqs) in order) Assert.Equal(ids.Values.Where(v => v.Group == group).Select(v => v.Seq).Order(), seqs);
         Assert.Equal(0, (await queues.GetStatsAsync("s", "w", Ct)).Total);
+    }
+}
+
+/// <summary>The queue suite over HTTP against a server whose queue is the native PostgreSQL one.</summary>
+public sealed class PostgresNativeHttpQueueServiceTests : QueueServiceTests
+{
+    private readonly NativeQueues _native = new();
+    private HttpHost? _host;
+
+    protected override TestBackend Backend => TestBackend.Postgres;
+
+    protected override IQueueService CreateQueueService(QueueServiceOptions options)
+    {
+        _host ??= HttpHost.StartAsync(Store, Clock).GetAwaiter().GetResult();
+        _host.Queues = _native.Create(Store, options);
+        return new Client.HttpQueueService(_host.Client, _host.ClientOptions);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        if (_host is not null) await _host.DisposeAsync();
+        await _native.DisposeAsync();
+        await base.DisposeAsync();
+    }
+}
+
+/// <summary>The server picks the native queue when its store is PostgreSQL.</summary>
+public sealed class PostgresNativeQueueWiringTests : IAsyncLifetime
+{
+    private readonly PostgresStores _stores = new();
+
+    public ValueTask InitializeAsync() => ValueTask.CompletedTask;
+
+    public async ValueTask DisposeAsync() => await _stores.DropSchemasAsync();
+
+    [Fact]
+    public async Task Server_OnPostgresStore_ServesNativeQueue()
+    {
+        await using var store = await _stores.CreateAsync(new Conformance.StoreFixtureOptions());
+        var app = await Server.ConcordServer.CreateAsync([], o => o.Backend = "postgres", store, b =>
+        {
+            Microsoft.AspNetCore.TestHost.WebHostBuilderExtensions.UseTestServer(b.WebHost);
+            b.Logging.ClearProviders();
+        }, TestContext.Current.CancellationToken);
+        await using (app)
+        {
+            Assert.IsType<PostgresQueueService>(app.Services.GetService(typeof(IQueueService)));
+        }
     }
 }
