@@ -85,7 +85,10 @@ public static class ConcordServer
         // TryAdd: a host (tests, an embedding application) may supply its own clock and services through configureBuilder.
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.TryAddSingleton<ILockService>(sp => new StoreLockService(served, sp.GetRequiredService<TimeProvider>()) { MaxWaitersPerLock = options.MaxLockWaitersPerKey });
-        builder.Services.TryAddSingleton<IQueueService>(sp => new StoreQueueService(served, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>(), MaxTasks = options.MaxQueueTasks }));
+        // On PostgreSQL the queue is native (FOR UPDATE SKIP LOCKED on its own tables); elsewhere it runs over the state contract.
+        builder.Services.TryAddSingleton<IQueueService>(sp => store is Postgres.PostgresStore pg
+            ? new Postgres.PostgresQueueService(pg, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>(), MaxTasks = options.MaxQueueTasks })
+            : new StoreQueueService(served, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>(), MaxTasks = options.MaxQueueTasks }));
         builder.Services.TryAddSingleton<IStreamService>(sp => new StoreStreamService(served, new StreamServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
 
         var app = builder.Build();

@@ -84,7 +84,7 @@ public abstract class StoreTestBase : IAsyncLifetime
     /// The queue service under test: the store-level service with <paramref name="options"/>, or, on
     /// <see cref="TestBackend.Http"/>, the HTTP client of a server running that service over <see cref="Store"/>.
     /// </summary>
-    protected IQueueService CreateQueueService(QueueServiceOptions options)
+    protected virtual IQueueService CreateQueueService(QueueServiceOptions options)
     {
         var service = new StoreQueueService(Store, options);
         if (_http is null) return service;
