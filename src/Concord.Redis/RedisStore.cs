@@ -275,7 +275,27 @@ public sealed class RedisStore : IConcordStore
         return ExecuteAsync(ns, request, options ?? WriteOptions.Default, cancellationToken);
     }
 
-    private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken)
+    /// <summary>
+    /// <see cref="TransactAsync"/> whose commit also runs <paramref name="hook"/> in the same script (both or neither);
+    /// for native services (RedisQueueService's ack with effects). Throws <see cref="CommitHookRefusedException"/> when
+    /// the hook's guard refuses. A replay or a conflict writes nothing and does not run the hook.
+    /// </summary>
+    internal ValueTask<TxnResult> TransactWithHookAsync(string ns, TxnRequest request, WriteOptions options, RedisCommitHook hook, CancellationToken cancellationToken) =>
+        ExecuteAsync(ns, request, options, cancellationToken, hook);
+
+    /// <summary>Database, key prefix and revision key, for native services that keep their own keys under <see cref="Prefix"/>.</summary>
+    internal IDatabase Database => _db;
+
+    /// <inheritdoc cref="Database"/>
+    internal string Prefix => _p;
+
+    /// <inheritdoc cref="Database"/>
+    internal string RevisionKey => RevKey!;
+
+    /// <summary>The multiplexer (for native services' pub/sub).</summary>
+    internal IConnectionMultiplexer Multiplexer => _mux;
+
+    private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken, RedisCommitHook? hook = null)
     {
         cancellationToken.ThrowIfCancellationRequested();
         TxnEvaluator.Validate(ns, request, _semantics.MaxValueBytes);
@@ -297,7 +317,7 @@ public sealed class RedisStore : IConcordStore
             await _commitGate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                if (await AttemptAsync(ns, request, options, fingerprint, keys, prefixes).ConfigureAwait(false) is { } done) return done;
+                if (await AttemptAsync(ns, request, options, fingerprint, keys, prefixes, hook).ConfigureAwait(false) is { } done) return done;
             }
             finally
             {
@@ -308,7 +328,7 @@ public sealed class RedisStore : IConcordStore
     }
 
     /// <summary>One read–evaluate–commit attempt; null when another commit won the race.</summary>
-    private async Task<TxnResult?> AttemptAsync(string ns, TxnRequest request, WriteOptions options, byte[]? fingerprint, RedisValue[] keys, string[] prefixes)
+    private async Task<TxnResult?> AttemptAsync(string ns, TxnRequest request, WriteOptions options, byte[]? fingerprint, RedisValue[] keys, string[] prefixes, RedisCommitHook? hook = null)
     {
         // Read everything the evaluation needs, pipelined; the script below re-checks the revision atomically.
         var revTask = _db.StringGetAsync([RevKey, TicksKey]);
@@ -340,7 +360,7 @@ public sealed class RedisStore : IConcordStore
             var current = await Translate(() => _db.StringGetAsync(RevKey)).ConfigureAwait(false);
             return (current.IsNull ? 0 : (long)current) == last ? result : null;
         }
-        return await CommitAsync(commit, last).ConfigureAwait(false) ? result : null;
+        return await CommitAsync(commit, last, hook).ConfigureAwait(false) ? result : null;
     }
 
     /// <summary>Inclusive upper bound of keys under a prefix (lexicographic by UTF-8 bytes); default = unbounded.</summary>
@@ -400,7 +420,7 @@ public sealed class RedisStore : IConcordStore
         """;
 
     /// <summary>Applies a commit atomically if the revision is still <paramref name="expected"/>; false when another commit won.</summary>
-    private async Task<bool> CommitAsync(CommitEntry commit, long expected)
+    private async Task<bool> CommitAsync(CommitEntry commit, long expected, RedisCommitHook? hook = null)
     {
         var args = new List<RedisValue> { expected, commit.Time.UtcTicks, _channel.ToString(), _semantics.RetainedRevisions, commit.Changes.Count };
         foreach (var change in commit.Changes)
@@ -423,6 +443,14 @@ public sealed class RedisStore : IConcordStore
             args.Add(Math.Max(1, (long)(idem.ExpiresAt - _time.GetUtcNow()).TotalMilliseconds));
         }
         else args.AddRange(["", "", ""]);
+        if (hook is not null)
+        {
+            args.AddRange(hook.Args);
+            args.Add(hook.Args.Count);
+            var hooked = await Translate(() => _db.ScriptEvaluateAsync(hook.Compose(CommitScript), [RevKey, TicksKey, StreamKey, ExpiryKey, .. hook.Keys], [.. args])).ConfigureAwait(false);
+            if (hooked.Resp2Type == ResultType.BulkString) throw new CommitHookRefusedException((string)hooked!);
+            return (long)hooked == 1;
+        }
         var ok = await Translate(() => _db.ScriptEvaluateAsync(CommitScript, [RevKey, TicksKey, StreamKey, ExpiryKey], [.. args])).ConfigureAwait(false);
         return (long)ok == 1;
     }

@@ -34,6 +34,12 @@ public abstract class QueueServiceTests : StoreTestBase
 
     protected static string Name(QueueLease lease) => lease.Payload.GetProperty("n").GetString()!;
 
+    /// <summary>
+    /// False when the service refuses PrepareAck/PrepareEnqueue (the native Redis queue: its changes cannot ride in a
+    /// store transaction); the tests then check the refusal is a clear exception and changes nothing.
+    /// </summary>
+    protected virtual bool SupportsPreparedOps => true;
+
     [Fact]
     public async Task EnqueueLeaseAck_OneTask_DeliveredOnceThenGone()
     {
@@ -323,6 +329,13 @@ public abstract class QueueServiceTests : StoreTestBase
     {
         await Enqueue("""{"n":"a"}""");
         var lease = await LeaseOne();
+        if (!SupportsPreparedOps)
+        {
+            var refused = await Assert.ThrowsAsync<InvalidRequestException>(async () => await Queues.PrepareAckAsync(lease, Ct));
+            Assert.Contains("AckAsync(lease, effects)", refused.Message);
+            Assert.Equal(QueueTaskState.Leased, (await Queues.GetTaskAsync(Ns, "jobs", lease.TaskId, Ct))!.State);
+            return;
+        }
         var prepared = await Queues.PrepareAckAsync(lease, Ct);
         Assert.False(prepared.IsStale);
 
@@ -342,6 +355,13 @@ public abstract class QueueServiceTests : StoreTestBase
     {
         await Enqueue("""{"n":"step1"}""");
         var lease = await LeaseOne();
+        if (!SupportsPreparedOps)
+        {
+            var refused = await Assert.ThrowsAsync<InvalidRequestException>(async () => await Queues.PrepareEnqueueAsync(Ns, "jobs", J("""{"n":"step2"}"""), null, Ct));
+            Assert.Contains("not supported", refused.Message);
+            Assert.Equal(new QueueStats(0, 0, 0, 1, 0), await Queues.GetStatsAsync(Ns, "jobs", Ct));
+            return;
+        }
         var followUp = await Queues.PrepareEnqueueAsync(Ns, "jobs", J("""{"n":"step2"}"""), new EnqueueOptions { Group = "pipeline" }, Ct);
         var failed = await Queues.AckAsync(lease, [.. followUp.Ops, TxnOp.Put("x", J("1"), Expect.Version(2))], Ct);
         Assert.Equal(AckStatus.EffectConflict, failed.Status);
@@ -453,6 +473,14 @@ public sealed class EmbeddedQueueServiceTests : QueueServiceTests
 public sealed class RedisQueueServiceTests : QueueServiceTests
 {
     protected override TestBackend Backend => TestBackend.Redis;
+}
+
+/// <summary>The suite on the native Redis queue (<see cref="Concord.Redis.RedisQueueService"/>: streams, consumer groups, Lua).</summary>
+public sealed class RedisNativeQueueServiceTests : QueueServiceTests
+{
+    protected override TestBackend Backend => TestBackend.RedisNative;
+
+    protected override bool SupportsPreparedOps => false;
 }
 
 public sealed class HttpQueueServiceTests : QueueServiceTests
