@@ -80,6 +80,9 @@ public static class ConcordServer
         // TryAdd: a host (tests, an embedding application) may supply its own clock and services through configureBuilder.
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.TryAddSingleton<ILockService>(sp => new StoreLockService(served, sp.GetRequiredService<TimeProvider>()) { MaxWaitersPerLock = options.MaxLockWaitersPerKey });
+        // On Redis the queue runs natively (streams, consumer groups, Lua); elsewhere it runs over the state contract.
+        if (store is Redis.RedisStore redis)
+            builder.Services.TryAddSingleton<IQueueService>(sp => new Redis.RedisQueueService(redis, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
         builder.Services.TryAddSingleton<IQueueService>(sp => new StoreQueueService(served, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
         builder.Services.TryAddSingleton<IStreamService>(sp => new StoreStreamService(served, new StreamServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
 

@@ -1,7 +1,12 @@
 using System.Collections.Concurrent;
+using Concord.Client;
 using Concord.Coordination.Queues;
 using Concord.Redis;
+using Concord.Server;
 using Concord.Tests.Coordination;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
 namespace Concord.Tests.Redis;
@@ -193,5 +198,28 @@ public sealed class RedisQueueServiceTests : StoreTestBase
         Assert.Contains("RedisQueueService", ack.Message);
         var enqueue = await Assert.ThrowsAsync<InvalidRequestException>(async () => await queues.PrepareEnqueueAsync(Ns, "jobs", J("{}"), null, Ct));
         Assert.Contains("RedisQueueService", enqueue.Message);
+    }
+
+    [Fact]
+    public async Task Server_OnRedisBackend_ServesTheNativeQueue_OverHttp()
+    {
+        await using var app = await ConcordServer.CreateAsync([], o => o.Backend = "redis", Store, b =>
+        {
+            b.WebHost.UseTestServer();
+            b.Logging.ClearProviders();
+        }, Ct);
+        await app.StartAsync(Ct);
+        Assert.IsType<RedisQueueService>(app.Services.GetRequiredService<IQueueService>());
+        using var http = app.GetTestServer().CreateClient();
+        var client = new HttpQueueService(http);
+
+        var enqueued = await client.EnqueueAsync(Ns, "web", J(new { n = 1 }), null, Ct);
+        Assert.Equal(1, await Db.StreamLengthAsync(Base("web") + "s:0")); // the HTTP enqueue landed in the native stream
+        var lease = (await client.LeaseAsync(Ns, "web", "http-worker", TimeSpan.FromMinutes(1), TimeSpan.Zero, Ct)).Lease!;
+        Assert.Equal(enqueued.TaskId, lease.TaskId);
+        Assert.True((await client.AckAsync(lease, [TxnOp.Put("done", J("true"), Expect.Absent)], Ct)).IsAcked);
+        Assert.True((await Store.GetAsync(Ns, "done", null, Ct))!.Value.GetBoolean());
+        Assert.Equal(0, await Db.StreamLengthAsync(Base("web") + "s:0"));
+        await app.StopAsync(Ct);
     }
 }
