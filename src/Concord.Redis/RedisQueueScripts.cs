@@ -155,7 +155,7 @@ internal static class RedisQueueScripts
         return finish({1, id, rev()})
         """);
 
-    /// <summary>A[6] consumer, A[7] deadline µs. Returns {1, task hash, revision} or {0, next delayed µs, next deadline µs}.</summary>
+    /// <summary>A[6] consumer, A[7] deadline µs, A[8] nonce. Returns {1, task hash, revision} or {0, next delayed µs, next deadline µs}.</summary>
     public static readonly string Lease = Script("""
         promote_due()
         reclaim_expired(1000)
@@ -171,7 +171,7 @@ internal static class RedisQueueScripts
             local t = redis.call('HMGET', h, 'st', 'sid', 'a')
             if t[1] == 'ready' and t[2] == sid then
               local a = tonumber(t[3]) + 1
-              local receipt = string.format('%d.%d', a, redis.call('INCR', B .. 'seq'))
+              local receipt = string.format('%d.%d.', a, redis.call('INCR', B .. 'seq')) .. A[8]
               redis.call('HSET', h, 'st', 'leased', 'a', a, 'r', receipt, 'c', consumer, 'dl', deadline)
               redis.call('ZADD', B .. 'deadlines', deadline, id)
               log('lease', id, receipt)

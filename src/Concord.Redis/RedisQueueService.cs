@@ -16,9 +16,9 @@ public sealed class RedisQueueOptions
     /// <summary>
     /// How long a native ack (one without effects) is remembered so a retry after a lost reply reports
     /// <see cref="AckResult.Replayed"/> instead of a stale receipt (an ack with effects is remembered by the store's
-    /// idempotency record instead). <value>Default: 10 minutes.</value>
+    /// idempotency record instead). One small key per ack lives this long. <value>Default: 2 minutes.</value>
     /// </summary>
-    public TimeSpan AckReplayWindow { get; set; } = TimeSpan.FromMinutes(10);
+    public TimeSpan AckReplayWindow { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>
     /// Entries kept (approximately) in each queue's journal stream (<c>…|log</c>: enqueue, lease, ack, retry, dead, …
@@ -55,7 +55,7 @@ public sealed class RedisQueueOptions
 /// scripts); the server clock only orders stream entry ids and expires the garbage-collection TTLs of dedup entries.
 /// </para>
 /// <para>
-/// <b>Receipts.</b> Every lease gets a fresh receipt (<c>attempt.sequence</c>); ack, nack and extend check it inside their
+/// <b>Receipts.</b> Every lease gets a fresh receipt (<c>attempt.sequence.nonce</c>); ack, nack and extend check it inside their
 /// script, so a consumer whose lease expired and was reclaimed or re-leased is refused.
 /// </para>
 /// <para>
@@ -235,6 +235,9 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
             var args = Args(@base, now);
             args.Add(consumer);
             args.Add(Str(ToMicros(now + visibilityTimeout)));
+            // The counter alone could repeat after a crash that loses the AOF tail (counter and lease roll back together,
+            // a consumer of the lost lease still holds its receipt): the nonce keeps receipts unique anyway.
+            args.Add(Guid.NewGuid().ToString("N")[..12]);
             var r = await RunAsync(RedisQueueScripts.Lease, args).ConfigureAwait(false);
             if ((long)r[0] == 1)
             {
