@@ -85,10 +85,18 @@ public static class ConcordServer
         // TryAdd: a host (tests, an embedding application) may supply its own clock and services through configureBuilder.
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.TryAddSingleton<ILockService>(sp => new StoreLockService(served, sp.GetRequiredService<TimeProvider>()) { MaxWaitersPerLock = options.MaxLockWaitersPerKey });
-        // On PostgreSQL the queue is native (FOR UPDATE SKIP LOCKED on its own tables); elsewhere it runs over the state contract.
-        builder.Services.TryAddSingleton<IQueueService>(sp => store is Postgres.PostgresStore pg
-            ? new Postgres.PostgresQueueService(pg, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>(), MaxTasks = options.MaxQueueTasks })
-            : new StoreQueueService(served, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>(), MaxTasks = options.MaxQueueTasks }));
+        // The queue is native on PostgreSQL (FOR UPDATE SKIP LOCKED on its own tables) and on Redis (streams, consumer
+        // groups, Lua); on the embedded engine it runs over the state contract.
+        builder.Services.TryAddSingleton<IQueueService>(sp =>
+        {
+            var queueOptions = new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>(), MaxTasks = options.MaxQueueTasks };
+            return store switch
+            {
+                Postgres.PostgresStore pg => new Postgres.PostgresQueueService(pg, queueOptions),
+                Redis.RedisStore redis => new Redis.RedisQueueService(redis, queueOptions),
+                _ => new StoreQueueService(served, queueOptions),
+            };
+        });
         builder.Services.TryAddSingleton<IStreamService>(sp => new StoreStreamService(served, new StreamServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
 
         var app = builder.Build();
