@@ -53,7 +53,9 @@ public sealed class PostgresStore : IConcordStore
     private readonly string _s;
     private readonly string _channel;
     private readonly CancellationTokenSource _stop = new();
-    private readonly SemaphoreSlim _commitGate = new(1, 1);
+    private readonly Lock _pendingGate = new();
+    private readonly Queue<PendingCommit> _pending = new();
+    private bool _committing;
     private readonly Lock _signalGate = new();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? _listener;
@@ -246,103 +248,284 @@ public sealed class PostgresStore : IConcordStore
         return ExecuteAsync(ns, request, options ?? WriteOptions.Default, cancellationToken);
     }
 
-    private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken)
+    /// <summary>
+    /// Commits <paramref name="request"/> like <see cref="TransactAsync"/> and runs <paramref name="step"/> inside the same
+    /// PostgreSQL transaction, after the commit's rows are written: a refusal or an exception from the step rolls the
+    /// whole commit back (versions, log, idempotency record, notification), so the step and the commit happen together
+    /// or not at all. The step does not run when nothing is committed (a failed expectation, a replay, a read-only
+    /// transaction). Used by the native queue (<see cref="PostgresQueueService"/>) to ack a task with its effects.
+    /// </summary>
+    internal ValueTask<TxnResult> TransactWithStepAsync(string ns, TxnRequest request, WriteOptions options, CommitStep step, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return ExecuteAsync(ns, request, options, cancellationToken, step);
+    }
+
+    /// <summary>The connection string's data source, the schema and the clock, for the native queue that shares them.</summary>
+    internal NpgsqlDataSource DataSource => _dataSource;
+
+    internal string SchemaName => _s;
+
+    internal TimeProvider Time => _time;
+
+    private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken, CommitStep? step = null)
     {
         cancellationToken.ThrowIfCancellationRequested();
         TxnEvaluator.Validate(ns, request, _semantics.MaxValueBytes);
         var fingerprint = options.IdempotencyKey is null ? null : Fingerprint.Compute(ns, request, options);
-        var keys = TxnEvaluator.KeysRead(request).Distinct(StringComparer.Ordinal).ToArray();
-        var prefixes = TxnEvaluator.PrefixesRead(request).Distinct(StringComparer.Ordinal).ToArray();
+        var pending = new PendingCommit(ns, request, options, fingerprint,
+            TxnEvaluator.KeysRead(request).Distinct(StringComparer.Ordinal).ToArray(),
+            TxnEvaluator.PrefixesRead(request).Distinct(StringComparer.Ordinal).ToArray(), step, cancellationToken);
+        bool lead;
+        lock (_pendingGate)
+        {
+            if (_stop.IsCancellationRequested) throw new StoreUnavailableException("The store is closed");
+            _pending.Enqueue(pending);
+            lead = !_committing;
+            _committing = true;
+        }
+        if (lead) _ = Task.Run(CommitLoopAsync, CancellationToken.None);
+        // Cancelling the wait does not withdraw a request the loop already took: like a cancelled COMMIT, its outcome is unknown.
+        return await pending.Done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Most requests one transaction evaluates and writes.</summary>
+    private const int MaxBatch = 256;
+
+    /// <summary>
+    /// Group commit. Every commit holds the meta row lock until its WAL flush, so PostgreSQL cannot group-commit
+    /// Concord's transactions; Concord does it itself. One loop per node (started by the request that finds it idle,
+    /// ending when the queue is empty) takes every request queued meanwhile, evaluates them in queue order against one
+    /// read of their rows (each sees the effects of those before it), and writes them as consecutive revisions in one
+    /// transaction: one lock acquisition and one flush for the batch. Nodes still serialize among themselves on the
+    /// row lock, batch by batch. The loop never throws: every request it takes is completed, with its result or an
+    /// exception.
+    /// </summary>
+    private async Task CommitLoopAsync()
+    {
+        var split = new Queue<PendingCommit>();
+        while (true)
+        {
+            var batch = new List<PendingCommit>();
+            if (split.TryDequeue(out var alone)) batch.Add(alone);
+            else
+            {
+                lock (_pendingGate)
+                {
+                    while (_pending.Count > 0 && batch.Count < MaxBatch) batch.Add(_pending.Dequeue());
+                    if (batch.Count == 0)
+                    {
+                        _committing = false;
+                        return;
+                    }
+                }
+            }
+            // A request cancelled while it waited is withdrawn: nothing of it was sent.
+            batch.RemoveAll(p => p.CancellationToken.IsCancellationRequested && p.Done.TrySetCanceled(p.CancellationToken));
+            if (batch.Count > 0) await CommitBatchWithRetriesAsync(batch, split).ConfigureAwait(false);
+        }
+    }
+
+    private async Task CommitBatchWithRetriesAsync(List<PendingCommit> batch, Queue<PendingCommit> split)
+    {
         for (var attempt = 1; ; attempt++)
         {
-            // One commit at a time per node: the meta row lock serializes commits anyway, and queueing here rather than
-            // on the row lock spares PostgreSQL a herd of backends woken at every commit (64 clients otherwise collapse
-            // throughput by an order of magnitude). Nodes still serialize among themselves on the row lock.
-            await _commitGate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                return await Translate(() => ExecuteOnceAsync(ns, request, options, fingerprint, keys, prefixes, cancellationToken)).ConfigureAwait(false);
+                var outcomes = await Translate(() => CommitBatchAsync(batch, _stop.Token)).ConfigureAwait(false);
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    if (outcomes[i] is TxnResult result) batch[i].Done.TrySetResult(result);
+                    else batch[i].Done.TrySetException((Exception)outcomes[i]);
+                }
+                return;
             }
             catch (StoreUnavailableException e) when (attempt < _options.MaxAttempts && e.InnerException is PostgresException { SqlState: "40001" or "40P01" })
             {
-                // Serialization failure or deadlock: nothing was applied, so the whole evaluation simply runs again.
+                // Serialization failure or deadlock: nothing was applied, so the whole batch simply runs again.
             }
-            finally
+            catch (SplitBatchException)
             {
-                _commitGate.Release();
+                // A commit step refused (or failed) inside a batch: nothing was applied; each request runs again alone.
+                foreach (var p in batch) split.Enqueue(p);
+                return;
+            }
+            catch (StoreUnavailableException e) when (batch.Count > 1 && e.InnerException is PostgresException { SqlState: ['2', '2' or '3', ..] or ['5', '4', ..] })
+            {
+                // PostgreSQL refused a statement (bad data, a constraint, a size limit): the transaction was rolled back,
+                // so nothing of the batch was applied. Each request runs again alone, so one request PostgreSQL refuses
+                // cannot fail the others.
+                foreach (var p in batch) split.Enqueue(p);
+                return;
+            }
+            catch (Exception e)
+            {
+                // A failure before COMMIT applied nothing; one during COMMIT leaves the outcome unknown. Either way the
+                // callers get a transient StoreUnavailableException and retry with their idempotency keys.
+                var error = e is OperationCanceledException or ObjectDisposedException && _stop.IsCancellationRequested ? new StoreUnavailableException("The store is closed") : e;
+                foreach (var p in batch) p.Done.TrySetException(error);
+                return;
             }
         }
     }
 
-    private async Task<TxnResult> ExecuteOnceAsync(string ns, TxnRequest request, WriteOptions options, byte[]? fingerprint, string[] keys, string[] prefixes, CancellationToken cancellationToken)
+    /// <summary>A commit step refused or failed in a batch of several requests: run each alone.</summary>
+    private sealed class SplitBatchException : Exception;
+
+    private sealed record PendingCommit(string Ns, TxnRequest Request, WriteOptions Options, byte[]? Fingerprint, string[] Keys, string[] Prefixes, CommitStep? Step, CancellationToken CancellationToken)
+    {
+        public TaskCompletionSource<TxnResult> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>
+    /// Evaluates and writes a batch in one transaction; returns each request's <see cref="TxnResult"/> or the
+    /// <see cref="ConcordException"/> its evaluation threw (a request refused by its own semantics fails alone).
+    /// </summary>
+    private async Task<object[]> CommitBatchAsync(List<PendingCommit> batch, CancellationToken cancellationToken)
     {
         await using var conn = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken).ConfigureAwait(false);
-        var view = new PreloadedView();
+        var views = new Dictionary<string, BatchView>(StringComparer.Ordinal);
         long last, lastTicks;
-        // One round trip: lock the revision counter (serializing commits), then read everything the evaluation needs.
-        await using (var batch = new NpgsqlBatch(conn, tx))
+        // One round trip: lock the revision counter (serializing commits), then read everything the evaluations need.
+        await using (var read = new NpgsqlBatch(conn, tx))
         {
-            batch.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT revision, last_ticks FROM {_s}.meta WHERE id = 1 FOR UPDATE"));
-            var rows = new NpgsqlBatchCommand($"SELECT key, record FROM {_s}.kv WHERE ns = $1 AND key = ANY($2)");
-            rows.Parameters.Add(new NpgsqlParameter<string> { TypedValue = ns });
-            rows.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = keys });
-            batch.BatchCommands.Add(rows);
-            foreach (var prefix in prefixes)
+            read.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT revision, last_ticks FROM {_s}.meta WHERE id = 1 FOR UPDATE"));
+            foreach (var p in batch)
             {
-                var p = new NpgsqlBatchCommand($"SELECT coalesce(max(revision), 0) FROM {_s}.kv WHERE ns = $1 AND key >= $2 AND ($3 = '' OR key <= $3)");
-                p.Parameters.Add(new NpgsqlParameter<string> { TypedValue = ns });
-                p.Parameters.Add(new NpgsqlParameter<string> { TypedValue = prefix });
-                p.Parameters.Add(new NpgsqlParameter<string> { TypedValue = PrefixEnd(prefix) });
-                batch.BatchCommands.Add(p);
+                var rows = new NpgsqlBatchCommand($"SELECT key, record FROM {_s}.kv WHERE ns = $1 AND key = ANY($2)");
+                rows.Parameters.Add(new NpgsqlParameter<string> { TypedValue = p.Ns });
+                rows.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = p.Keys });
+                read.BatchCommands.Add(rows);
+                foreach (var prefix in p.Prefixes)
+                {
+                    var c = new NpgsqlBatchCommand($"SELECT coalesce(max(revision), 0) FROM {_s}.kv WHERE ns = $1 AND key >= $2 AND ($3 = '' OR key <= $3)");
+                    c.Parameters.Add(new NpgsqlParameter<string> { TypedValue = p.Ns });
+                    c.Parameters.Add(new NpgsqlParameter<string> { TypedValue = prefix });
+                    c.Parameters.Add(new NpgsqlParameter<string> { TypedValue = PrefixEnd(prefix) });
+                    read.BatchCommands.Add(c);
+                }
+                if (p.Options.IdempotencyKey is { } idemKey)
+                {
+                    var i = new NpgsqlBatchCommand($"SELECT entry FROM {_s}.idempotency WHERE ns = $1 AND key = $2");
+                    i.Parameters.Add(new NpgsqlParameter<string> { TypedValue = p.Ns });
+                    i.Parameters.Add(new NpgsqlParameter<string> { TypedValue = idemKey });
+                    read.BatchCommands.Add(i);
+                }
             }
-            if (options.IdempotencyKey is { } idemKey)
-            {
-                var i = new NpgsqlBatchCommand($"SELECT entry FROM {_s}.idempotency WHERE ns = $1 AND key = $2");
-                i.Parameters.Add(new NpgsqlParameter<string> { TypedValue = ns });
-                i.Parameters.Add(new NpgsqlParameter<string> { TypedValue = idemKey });
-                batch.BatchCommands.Add(i);
-            }
-            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
             last = reader.GetInt64(0);
             lastTicks = reader.GetInt64(1);
-            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false)) view.Rows[reader.GetString(0)] = ParseRecord(reader.GetString(1));
-            foreach (var prefix in prefixes)
+            foreach (var p in batch)
             {
+                if (!views.TryGetValue(p.Ns, out var view)) views[p.Ns] = view = new BatchView();
                 await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-                await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-                view.Prefixes[prefix] = reader.GetInt64(0);
-            }
-            if (options.IdempotencyKey is not null)
-            {
-                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-                if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false)) view.Rows[reader.GetString(0)] = ParseRecord(reader.GetString(1));
+                foreach (var prefix in p.Prefixes)
                 {
-                    using var doc = JsonDocument.Parse(reader.GetString(0));
-                    view.Idempotency = Codec.ReadIdempotency(doc.RootElement);
+                    await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                    await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+                    view.Prefixes[prefix] = reader.GetInt64(0);
+                }
+                if (p.Options.IdempotencyKey is not null)
+                {
+                    await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                    if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        using var doc = JsonDocument.Parse(reader.GetString(0));
+                        var entry = Codec.ReadIdempotency(doc.RootElement);
+                        view.Idempotency[entry.Key] = entry;
+                    }
                 }
             }
         }
 
-        var now = _time.GetUtcNow();
-        var commitTime = new DateTimeOffset(Math.Max(now.UtcTicks, lastTicks + 1), TimeSpan.Zero);
-        var result = TxnEvaluator.Evaluate(ns, request, options, fingerprint, view, new EvaluationContext(last, now, commitTime, _semantics), out var commit);
-        if (commit is null)
+        // Evaluate in queue order; each commit is visible to the requests after it.
+        var outcomes = new object[batch.Count];
+        var commits = new List<CommitEntry>();
+        var committed = new List<int>(); // batch index of each commit
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var p = batch[i];
+            var view = views[p.Ns];
+            var now = _time.GetUtcNow();
+            var commitTime = new DateTimeOffset(Math.Max(now.UtcTicks, lastTicks + 1), TimeSpan.Zero);
+            CommitEntry? commit;
+            try
+            {
+                outcomes[i] = TxnEvaluator.Evaluate(p.Ns, p.Request, p.Options, p.Fingerprint, view, new EvaluationContext(last, now, commitTime, _semantics), out commit);
+            }
+            catch (ConcordException e)
+            {
+                outcomes[i] = e;
+                continue;
+            }
+            if (commit is null) continue;
+            commits.Add(commit);
+            committed.Add(i);
+            last = commit.Revision;
+            lastTicks = commit.Time.UtcTicks;
+            view.Apply(commit);
+        }
+        if (commits.Count == 0)
         {
             await tx.RollbackAsync(cancellationToken).ConfigureAwait(false);
-            return result;
+            return outcomes;
         }
-        await WriteCommitAsync(conn, tx, commit, cancellationToken).ConfigureAwait(false);
+        await WriteCommitsAsync(conn, tx, commits, cancellationToken).ConfigureAwait(false);
+        // Native queue operations prepared into these transactions (PostgresQueueService.PrepareEnqueue/PrepareAck), then
+        // each caller's step, in revision order. A refusal rolls everything back: alone, the request gets it as its
+        // result; in a batch, every request runs again alone (later ones were evaluated on top of the refused one).
+        for (var c = 0; c < commits.Count; c++)
+        {
+            var (index, commit) = (committed[c], commits[c]);
+            CommitRefusal? refusal;
+            try
+            {
+                refusal = await PostgresQueueService.ApplyPreparedAsync(conn, tx, _s, commit, cancellationToken).ConfigureAwait(false);
+                if (refusal is null && batch[index].Step is { } step) refusal = await step(conn, tx, commit, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception) when (batch.Count > 1)
+            {
+                throw new SplitBatchException();
+            }
+            if (refusal is null) continue;
+            await tx.RollbackAsync(cancellationToken).ConfigureAwait(false);
+            if (batch.Count > 1) throw new SplitBatchException();
+            outcomes[index] = refusal.ToResult(batch[index].Request, ((TxnResult)outcomes[index]).Succeeded, commit.Revision - 1);
+            return outcomes;
+        }
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return result;
+        return outcomes;
     }
 
     /// <summary>Writes one commit's versions, log rows, idempotency record and the new revision; notifies watchers on commit.</summary>
-    private async Task WriteCommitAsync(NpgsqlConnection conn, NpgsqlTransaction tx, CommitEntry commit, CancellationToken cancellationToken)
+    private Task WriteCommitAsync(NpgsqlConnection conn, NpgsqlTransaction tx, CommitEntry commit, CancellationToken cancellationToken) =>
+        WriteCommitsAsync(conn, tx, [commit], cancellationToken);
+
+    /// <summary>
+    /// Writes consecutive commits (in revision order) in one round trip: their versions, log rows and idempotency records,
+    /// then the newest revision once; watchers are notified once, on commit.
+    /// </summary>
+    private async Task WriteCommitsAsync(NpgsqlConnection conn, NpgsqlTransaction tx, IReadOnlyList<CommitEntry> commits, CancellationToken cancellationToken)
     {
         await using var batch = new NpgsqlBatch(conn, tx);
+        foreach (var commit in commits) AddCommit(batch, commit);
+        var newest = commits[^1];
+        var meta = new NpgsqlBatchCommand($"UPDATE {_s}.meta SET revision = $1, last_ticks = $2 WHERE id = 1");
+        meta.Parameters.Add(new NpgsqlParameter<long> { TypedValue = newest.Revision });
+        meta.Parameters.Add(new NpgsqlParameter<long> { TypedValue = newest.Time.UtcTicks });
+        batch.BatchCommands.Add(meta);
+        var notify = new NpgsqlBatchCommand("SELECT pg_notify($1, $2)");
+        notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _channel });
+        notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = newest.Revision.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        batch.BatchCommands.Add(notify);
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private void AddCommit(NpgsqlBatch batch, CommitEntry commit)
+    {
         var idx = 0;
         foreach (var change in commit.Changes)
         {
@@ -385,15 +568,6 @@ public sealed class PostgresStore : IConcordStore
             i.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Encoding.UTF8.GetString(buffer.WrittenSpan) });
             batch.BatchCommands.Add(i);
         }
-        var meta = new NpgsqlBatchCommand($"UPDATE {_s}.meta SET revision = $1, last_ticks = $2 WHERE id = 1");
-        meta.Parameters.Add(new NpgsqlParameter<long> { TypedValue = commit.Revision });
-        meta.Parameters.Add(new NpgsqlParameter<long> { TypedValue = commit.Time.UtcTicks });
-        batch.BatchCommands.Add(meta);
-        var notify = new NpgsqlBatchCommand("SELECT pg_notify($1, $2)");
-        notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _channel });
-        notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = commit.Revision.ToString(System.Globalization.CultureInfo.InvariantCulture) });
-        batch.BatchCommands.Add(notify);
-        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private static string RecordJson(ConcordRecord record)

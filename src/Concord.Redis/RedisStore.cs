@@ -64,7 +64,9 @@ public sealed class RedisStore : IConcordStore
     private readonly string _p;
     private readonly RedisChannel _channel;
     private readonly CancellationTokenSource _stop = new();
-    private readonly SemaphoreSlim _commitGate = new(1, 1);
+    private readonly Lock _pendingGate = new();
+    private readonly Queue<PendingCommit> _pending = new();
+    private bool _committing;
     private readonly Lock _signalGate = new();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ITimer? _sweeper;
@@ -275,72 +277,203 @@ public sealed class RedisStore : IConcordStore
         return ExecuteAsync(ns, request, options ?? WriteOptions.Default, cancellationToken);
     }
 
-    private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken)
+    /// <summary>
+    /// <see cref="TransactAsync"/> whose commit also runs <paramref name="hook"/> in the same script (both or neither);
+    /// for native services (RedisQueueService's ack with effects). Throws <see cref="CommitHookRefusedException"/> when
+    /// the hook's guard refuses. A replay or a conflict writes nothing and does not run the hook. A hooked request is
+    /// committed in a batch of its own, so a refusal cannot fail other requests.
+    /// </summary>
+    internal ValueTask<TxnResult> TransactWithHookAsync(string ns, TxnRequest request, WriteOptions options, RedisCommitHook hook, CancellationToken cancellationToken) =>
+        ExecuteAsync(ns, request, options, cancellationToken, hook);
+
+    /// <summary>Database, key prefix and revision key, for native services that keep their own keys under <see cref="Prefix"/>.</summary>
+    internal IDatabase Database => _db;
+
+    /// <inheritdoc cref="Database"/>
+    internal string Prefix => _p;
+
+    /// <inheritdoc cref="Database"/>
+    internal string RevisionKey => RevKey!;
+
+    /// <summary>The multiplexer (for native services' pub/sub).</summary>
+    internal IConnectionMultiplexer Multiplexer => _mux;
+
+    private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken, RedisCommitHook? hook = null)
     {
         cancellationToken.ThrowIfCancellationRequested();
         TxnEvaluator.Validate(ns, request, _semantics.MaxValueBytes);
         var fingerprint = options.IdempotencyKey is null ? null : Fingerprint.Compute(ns, request, options);
-        var keys = TxnEvaluator.KeysRead(request).Distinct(StringComparer.Ordinal).Select(k => (RedisValue)k).ToArray();
-        var prefixes = TxnEvaluator.PrefixesRead(request).Distinct(StringComparer.Ordinal).ToArray();
-        for (var attempt = 1; attempt <= _options.MaxAttempts; attempt++)
+        var pending = new PendingCommit(ns, request, options, fingerprint,
+            TxnEvaluator.KeysRead(request).Distinct(StringComparer.Ordinal).ToArray(),
+            TxnEvaluator.PrefixesRead(request).Distinct(StringComparer.Ordinal).ToArray(), hook, cancellationToken);
+        bool lead;
+        lock (_pendingGate)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (attempt > 2)
-            {
-                // Lost the race to other writers more than once: back off with full jitter so contenders spread out.
-                var cap = Math.Min(20.0, 0.25 * Math.Pow(2, Math.Min(attempt - 2, 8)));
-                await Task.Delay(TimeSpan.FromMilliseconds(cap * _random.NextDouble()), _options.BackoffTimeProvider, cancellationToken).ConfigureAwait(false);
-            }
-            // One attempt at a time per node: clients of one node queue here instead of losing optimistic races on the
-            // global revision to each other (64 clients otherwise spend most attempts on retries and backoff). Nodes still
-            // race each other; the script's revision check keeps that safe.
-            await _commitGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-            try
-            {
-                if (await AttemptAsync(ns, request, options, fingerprint, keys, prefixes).ConfigureAwait(false) is { } done) return done;
-            }
-            finally
-            {
-                _commitGate.Release();
-            }
+            if (_stop.IsCancellationRequested) throw new StoreUnavailableException("The store is closed");
+            _pending.Enqueue(pending);
+            lead = !_committing;
+            _committing = true;
         }
-        throw new StoreUnavailableException($"Gave up after {_options.MaxAttempts} attempts: other writers kept committing first", null, isTransient: true);
+        if (lead) _ = Task.Run(CommitLoopAsync, CancellationToken.None);
+        // Cancelling the wait does not withdraw a request the loop already took: its outcome is then unknown.
+        return await pending.Done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>One read–evaluate–commit attempt; null when another commit won the race.</summary>
-    private async Task<TxnResult?> AttemptAsync(string ns, TxnRequest request, WriteOptions options, byte[]? fingerprint, RedisValue[] keys, string[] prefixes)
+    /// <summary>Most requests one read and one commit script carry.</summary>
+    private const int MaxBatch = 256;
+
+    /// <summary>
+    /// Group commit. One loop per node (started by the request that finds it idle, ending when the queue is empty) takes
+    /// every request queued meanwhile, reads what they all need in one atomic script, evaluates them in queue order (each
+    /// sees the effects of those before it) and applies them as consecutive revisions in one commit script, which first
+    /// checks that the revision is still the one read. Two round trips per batch instead of two or three per request,
+    /// and a node's clients never race each other. A batch that lost the race to another node is re-read and
+    /// re-evaluated whole. The loop never throws: every request it takes is completed, with its result or an exception.
+    /// </summary>
+    private async Task CommitLoopAsync()
     {
-        // Read everything the evaluation needs, pipelined; the script below re-checks the revision atomically.
-        var revTask = _db.StringGetAsync([RevKey, TicksKey]);
-        var rowsTask = keys.Length == 0 ? Task.FromResult(Array.Empty<RedisValue>()) : _db.HashGetAsync(KvKey(ns), keys);
-        var idemTask = options.IdempotencyKey is { } ik ? _db.StringGetAsync(IdempotencyKey(ns, ik)) : Task.FromResult(RedisValue.Null);
-        var meta = await Translate(() => revTask).ConfigureAwait(false);
-        var rows = await Translate(() => rowsTask).ConfigureAwait(false);
-        var idem = await Translate(() => idemTask).ConfigureAwait(false);
-        var last = meta[0].IsNull ? 0 : (long)meta[0];
-        var lastTicks = meta[1].IsNull ? 0 : (long)meta[1];
-        var view = new PreloadedView();
-        for (var i = 0; i < keys.Length; i++)
+        while (true)
         {
-            if (!rows[i].IsNull) view.Rows[keys[i]!] = ParseRecord(rows[i]!);
+            var batch = new List<PendingCommit>();
+            lock (_pendingGate)
+            {
+                // A hooked request goes alone: its guard may refuse the whole script.
+                while (_pending.Count > 0 && batch.Count < MaxBatch && (batch.Count == 0 || (batch[0].Hook is null && _pending.Peek().Hook is null)))
+                    batch.Add(_pending.Dequeue());
+                if (batch.Count == 0)
+                {
+                    _committing = false;
+                    return;
+                }
+            }
+            // A request cancelled while it waited is withdrawn: nothing of it was sent.
+            batch.RemoveAll(p => p.CancellationToken.IsCancellationRequested && p.Done.TrySetCanceled(p.CancellationToken));
+            if (batch.Count > 0) await CommitBatchWithRetriesAsync(batch).ConfigureAwait(false);
         }
-        foreach (var prefix in prefixes) view.Prefixes[prefix] = await PrefixModRevisionAsync(ns, prefix).ConfigureAwait(false);
-        if (!idem.IsNull)
+    }
+
+    private async Task CommitBatchWithRetriesAsync(List<PendingCommit> batch)
+    {
+        try
         {
-            using var doc = JsonDocument.Parse((string)idem!);
-            view.Idempotency = Codec.ReadIdempotency(doc.RootElement);
+            for (var attempt = 1; attempt <= _options.MaxAttempts; attempt++)
+            {
+                if (attempt > 2)
+                {
+                    // Lost the race to other nodes more than once: back off with full jitter so contenders spread out.
+                    var cap = Math.Min(20.0, 0.25 * Math.Pow(2, Math.Min(attempt - 2, 8)));
+                    await Task.Delay(TimeSpan.FromMilliseconds(cap * _random.NextDouble()), _options.BackoffTimeProvider, _stop.Token).ConfigureAwait(false);
+                }
+                if (await AttemptBatchAsync(batch).ConfigureAwait(false) is not { } outcomes) continue;
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    if (outcomes[i] is TxnResult result) batch[i].Done.TrySetResult(result);
+                    else batch[i].Done.TrySetException((Exception)outcomes[i]);
+                }
+                return;
+            }
+            var gaveUp = new StoreUnavailableException($"Gave up after {_options.MaxAttempts} attempts: other writers kept committing first", null, isTransient: true);
+            foreach (var p in batch) p.Done.TrySetException(gaveUp);
+        }
+        catch (Exception e)
+        {
+            // A failure of the read applied nothing; one of the commit script leaves the outcome unknown. Either way the
+            // callers get a transient StoreUnavailableException and retry with their idempotency keys.
+            var error = e is OperationCanceledException or ObjectDisposedException && _stop.IsCancellationRequested ? new StoreUnavailableException("The store is closed") : e;
+            foreach (var p in batch) p.Done.TrySetException(error);
+        }
+    }
+
+    private sealed record PendingCommit(string Ns, TxnRequest Request, WriteOptions Options, byte[]? Fingerprint, string[] Keys, string[] Prefixes, RedisCommitHook? Hook, CancellationToken CancellationToken)
+    {
+        public TaskCompletionSource<TxnResult> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    // KEYS: rev, ticks. ARGV: triples ('h', hash, field) or ('s', key, ''). Returns rev, ticks, then each value (nil when absent).
+    private const string ReadScript = """
+        local out = { redis.call('GET', KEYS[1]) or '0', redis.call('GET', KEYS[2]) or '0' }
+        for i = 1, #ARGV, 3 do
+          if ARGV[i] == 'h' then out[#out + 1] = redis.call('HGET', ARGV[i + 1], ARGV[i + 2])
+          else out[#out + 1] = redis.call('GET', ARGV[i + 1]) end
+        end
+        return out
+        """;
+
+    /// <summary>
+    /// One read–evaluate–commit attempt for a batch; null when another node committed between the read and the commit.
+    /// Returns each request's <see cref="TxnResult"/> or the <see cref="ConcordException"/> its evaluation threw.
+    /// </summary>
+    private async Task<object[]?> AttemptBatchAsync(List<PendingCommit> batch)
+    {
+        // The revision, every row and every idempotency record, read atomically: one consistent state at one instant.
+        var args = new List<RedisValue>();
+        foreach (var p in batch)
+        {
+            var kv = (string)KvKey(p.Ns)!;
+            foreach (var key in p.Keys) args.AddRange(["h", kv, key]);
+            if (p.Options.IdempotencyKey is { } ik) args.AddRange(["s", (string)IdempotencyKey(p.Ns, ik)!, ""]);
+        }
+        var read = (RedisResult[])(await Translate(() => _db.ScriptEvaluateAsync(ReadScript, [RevKey, TicksKey], [.. args])).ConfigureAwait(false))!;
+        var last = (long)read[0];
+        var lastTicks = (long)read[1];
+        var views = new Dictionary<string, BatchView>(StringComparer.Ordinal);
+        var at = 2;
+        var prefixesRead = false;
+        foreach (var p in batch)
+        {
+            if (!views.TryGetValue(p.Ns, out var view)) views[p.Ns] = view = new BatchView();
+            foreach (var key in p.Keys)
+            {
+                var row = read[at++];
+                if (!row.IsNull) view.Rows[key] = ParseRecord((string)row!);
+            }
+            if (p.Options.IdempotencyKey is not null)
+            {
+                var idem = read[at++];
+                if (!idem.IsNull)
+                {
+                    using var doc = JsonDocument.Parse((string)idem!);
+                    var entry = Codec.ReadIdempotency(doc.RootElement);
+                    view.Idempotency[entry.Key] = entry;
+                }
+            }
+            // Prefix revisions take several reads; the commit script's revision check validates them.
+            foreach (var prefix in p.Prefixes)
+            {
+                prefixesRead = true;
+                if (!view.Prefixes.ContainsKey(prefix)) view.Prefixes[prefix] = await PrefixModRevisionAsync(p.Ns, prefix).ConfigureAwait(false);
+            }
         }
 
-        var now = _time.GetUtcNow();
-        var commitTime = new DateTimeOffset(Math.Max(now.UtcTicks, lastTicks + 1), TimeSpan.Zero);
-        var result = TxnEvaluator.Evaluate(ns, request, options, fingerprint, view, new EvaluationContext(last, now, commitTime, _semantics), out var commit);
-        if (commit is null)
+        var outcomes = new object[batch.Count];
+        var commits = new List<CommitEntry>();
+        for (var i = 0; i < batch.Count; i++)
         {
-            // A conflict or replay is decided at revision `last`: confirm nothing committed since, so the answer is linearizable.
-            var current = await Translate(() => _db.StringGetAsync(RevKey)).ConfigureAwait(false);
-            return (current.IsNull ? 0 : (long)current) == last ? result : null;
+            var p = batch[i];
+            var view = views[p.Ns];
+            var now = _time.GetUtcNow();
+            var commitTime = new DateTimeOffset(Math.Max(now.UtcTicks, lastTicks + 1), TimeSpan.Zero);
+            CommitEntry? commit;
+            try
+            {
+                outcomes[i] = TxnEvaluator.Evaluate(p.Ns, p.Request, p.Options, p.Fingerprint, view, new EvaluationContext(last, now, commitTime, _semantics), out commit);
+            }
+            catch (ConcordException e)
+            {
+                outcomes[i] = e;
+                continue;
+            }
+            if (commit is null) continue;
+            commits.Add(commit);
+            last = commit.Revision;
+            lastTicks = commit.Time.UtcTicks;
+            view.Apply(commit);
         }
-        return await CommitAsync(commit, last).ConfigureAwait(false) ? result : null;
+        // Nothing to write and everything read atomically: the answers (conflicts, replays) hold at the read's instant.
+        if (commits.Count == 0 && !prefixesRead) return outcomes;
+        // The hook runs only with a commit (never for a replay or a conflict), and only a batch of one carries it.
+        var hook = commits.Count > 0 && batch.Count == 1 ? batch[0].Hook : null;
+        return await CommitAsync(commits, (long)read[0], hook).ConfigureAwait(false) ? outcomes : null;
     }
 
     /// <summary>Inclusive upper bound of keys under a prefix (lexicographic by UTF-8 bytes); default = unbounded.</summary>
@@ -367,62 +500,90 @@ public sealed class RedisStore : IConcordStore
         }
     }
 
-    // KEYS: rev, ticks, stream, expiry. ARGV: expected rev, ticks, channel, retained revisions, n, then 7 per change
-    // (kv hash, index zset, history zset, key, record json, deleted 0/1, expires ticks or ""), then idem key, idem json, idem ttl ms.
+    // KEYS: rev, ticks, stream, expiry. ARGV: expected rev, ticks of the last commit, channel, retained revisions, number
+    // of commits, then per commit (revisions expected + 1, + 2, …): n, 7 per change (kv hash, index zset, history zset,
+    // key, record json, deleted 0/1, expires ticks or ""), then idem key, idem json, idem ttl ms ("" "" "" when none).
     // Each key's history keeps every version newer than the retention horizon plus the newest one at or below it.
     // History scores are revision + index/100000, so two writes of one key in one transaction stay ordered.
     private const string CommitScript = """
         local rev = tonumber(redis.call('GET', KEYS[1]) or '0')
         if rev ~= tonumber(ARGV[1]) then return 0 end
-        local newrev = rev + 1
-        local horizon = newrev - tonumber(ARGV[4]) + 1
-        local n = tonumber(ARGV[5])
+        local commits = tonumber(ARGV[5])
+        if commits == 0 then return 1 end
+        local retained = tonumber(ARGV[4])
         local a = 6
-        for i = 0, n - 1 do
-          local kv, idx, hist, key, rec, deleted, exp = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4], ARGV[a+5], ARGV[a+6]
-          redis.call('HSET', kv, key, rec)
-          redis.call('ZADD', idx, 0, key)
-          redis.call('ZADD', hist, newrev + i / 100000, rec)
-          if horizon > 1 then
-            local keep = redis.call('ZREVRANGEBYSCORE', hist, horizon + 0.5, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-            if #keep > 0 then redis.call('ZREMRANGEBYSCORE', hist, '-inf', '(' .. keep[2]) end
+        for c = 1, commits do
+          local newrev = rev + c
+          local horizon = newrev - retained + 1
+          local n = tonumber(ARGV[a])
+          a = a + 1
+          for i = 0, n - 1 do
+            local kv, idx, hist, key, rec, deleted, exp = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4], ARGV[a+5], ARGV[a+6]
+            redis.call('HSET', kv, key, rec)
+            redis.call('ZADD', idx, 0, key)
+            redis.call('ZADD', hist, newrev + i / 100000, rec)
+            if horizon > 1 then
+              local keep = redis.call('ZREVRANGEBYSCORE', hist, horizon + 0.5, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+              if #keep > 0 then redis.call('ZREMRANGEBYSCORE', hist, '-inf', '(' .. keep[2]) end
+            end
+            redis.call('XADD', KEYS[3], newrev .. '-' .. i, 'r', rec, 'kv', kv, 'deleted', deleted)
+            local member = kv .. '\0' .. key
+            if exp ~= '' then redis.call('ZADD', KEYS[4], exp, member) else redis.call('ZREM', KEYS[4], member) end
+            a = a + 7
           end
-          redis.call('XADD', KEYS[3], newrev .. '-' .. i, 'r', rec, 'kv', kv, 'deleted', deleted)
-          local member = kv .. '\0' .. key
-          if exp ~= '' then redis.call('ZADD', KEYS[4], exp, member) else redis.call('ZREM', KEYS[4], member) end
-          a = a + 7
+          if ARGV[a] ~= '' then redis.call('SET', ARGV[a], ARGV[a+1], 'PX', ARGV[a+2]) end
+          a = a + 3
         end
-        if ARGV[a] ~= '' then redis.call('SET', ARGV[a], ARGV[a+1], 'PX', ARGV[a+2]) end
-        redis.call('SET', KEYS[1], newrev)
+        redis.call('SET', KEYS[1], rev + commits)
         redis.call('SET', KEYS[2], ARGV[2])
-        redis.call('PUBLISH', ARGV[3], newrev)
+        redis.call('PUBLISH', ARGV[3], rev + commits)
         return 1
         """;
 
     /// <summary>Applies a commit atomically if the revision is still <paramref name="expected"/>; false when another commit won.</summary>
-    private async Task<bool> CommitAsync(CommitEntry commit, long expected)
+    private Task<bool> CommitAsync(CommitEntry commit, long expected) => CommitAsync([commit], expected);
+
+    /// <summary>
+    /// Applies consecutive commits (revisions <paramref name="expected"/> + 1, + 2, …) atomically if the revision is still
+    /// <paramref name="expected"/>; false when another commit won. With no commits, only checks the revision.
+    /// </summary>
+    private async Task<bool> CommitAsync(IReadOnlyList<CommitEntry> commits, long expected, RedisCommitHook? hook = null)
     {
-        var args = new List<RedisValue> { expected, commit.Time.UtcTicks, _channel.ToString(), _semantics.RetainedRevisions, commit.Changes.Count };
-        foreach (var change in commit.Changes)
+        var args = new List<RedisValue> { expected, commits.Count > 0 ? commits[^1].Time.UtcTicks : 0, _channel.ToString(), _semantics.RetainedRevisions, commits.Count };
+        for (var c = 0; c < commits.Count; c++)
         {
-            var r = change.Record;
-            args.Add((string)KvKey(commit.Namespace)!);
-            args.Add((string)IndexKey(commit.Namespace)!);
-            args.Add((string)HistoryKey(commit.Namespace, r.Key)!);
-            args.Add(r.Key);
-            args.Add(RecordJson(r, change.Kind));
-            args.Add(r.IsDeleted ? 1 : 0);
-            args.Add(r.ExpiresAt is { } x ? x.UtcTicks.ToString(CultureInfo.InvariantCulture) : "");
+            var commit = commits[c];
+            if (commit.Revision != expected + 1 + c) throw new InvalidOperationException("Commits of one script must have consecutive revisions after the expected one");
+            args.Add(commit.Changes.Count);
+            foreach (var change in commit.Changes)
+            {
+                var r = change.Record;
+                args.Add((string)KvKey(commit.Namespace)!);
+                args.Add((string)IndexKey(commit.Namespace)!);
+                args.Add((string)HistoryKey(commit.Namespace, r.Key)!);
+                args.Add(r.Key);
+                args.Add(RecordJson(r, change.Kind));
+                args.Add(r.IsDeleted ? 1 : 0);
+                args.Add(r.ExpiresAt is { } x ? x.UtcTicks.ToString(CultureInfo.InvariantCulture) : "");
+            }
+            if (commit.Idempotency is { } idem)
+            {
+                var buffer = new ArrayBufferWriter<byte>(256);
+                using (var w = new Utf8JsonWriter(buffer)) Codec.WriteIdempotency(w, idem);
+                args.Add((string)IdempotencyKey(commit.Namespace, idem.Key)!);
+                args.Add(Encoding.UTF8.GetString(buffer.WrittenSpan));
+                args.Add(Math.Max(1, (long)(idem.ExpiresAt - _time.GetUtcNow()).TotalMilliseconds));
+            }
+            else args.AddRange(["", "", ""]);
         }
-        if (commit.Idempotency is { } idem)
+        if (hook is not null)
         {
-            var buffer = new ArrayBufferWriter<byte>(256);
-            using (var w = new Utf8JsonWriter(buffer)) Codec.WriteIdempotency(w, idem);
-            args.Add((string)IdempotencyKey(commit.Namespace, idem.Key)!);
-            args.Add(Encoding.UTF8.GetString(buffer.WrittenSpan));
-            args.Add(Math.Max(1, (long)(idem.ExpiresAt - _time.GetUtcNow()).TotalMilliseconds));
+            args.AddRange(hook.Args);
+            args.Add(hook.Args.Count);
+            var hooked = await Translate(() => _db.ScriptEvaluateAsync(hook.Compose(CommitScript), [RevKey, TicksKey, StreamKey, ExpiryKey, .. hook.Keys], [.. args])).ConfigureAwait(false);
+            if (hooked.Resp2Type == ResultType.BulkString) throw new CommitHookRefusedException((string)hooked!);
+            return (long)hooked == 1;
         }
-        else args.AddRange(["", "", ""]);
         var ok = await Translate(() => _db.ScriptEvaluateAsync(CommitScript, [RevKey, TicksKey, StreamKey, ExpiryKey], [.. args])).ConfigureAwait(false);
         return (long)ok == 1;
     }

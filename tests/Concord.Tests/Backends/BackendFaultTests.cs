@@ -48,7 +48,7 @@ public sealed class BackendFaultTests
                 {
                     Run("pg_ctlcluster", [.. PgCluster, "stop", "-m", "fast"]);
                     await Task.Delay(500, Ct); // clients hit a stopped server, not only broken connections
-                    Run("pg_ctlcluster", [.. PgCluster, "start"]);
+                    await EnsurePostgresAsync(); // starts it once it is down; the clients must get a server back, or the test only measures an outage
                 });
             }
             finally
@@ -65,6 +65,47 @@ public sealed class BackendFaultTests
         }
     }
 
+    /// <summary>
+    /// Without root: the store's own connections are killed again and again (pg_terminate_backend) while clients
+    /// increment, so batches lose their connection before, during and after COMMIT. Requests of a batch whose outcome is
+    /// unknown must fail as transient and be resolved by the idempotent retry, never applied twice.
+    /// </summary>
+    [Fact]
+    public async Task PostgresBackendsTerminated_DuringIdempotentIncrements_EveryAcknowledgedIncrementAppliedExactlyOnce()
+    {
+        Assert.SkipWhen(PostgresStores.Unavailable is not null, PostgresStores.Unavailable ?? "");
+        var application = "concord-fault-" + Guid.NewGuid().ToString("N")[..8];
+        var stores = new PostgresStores();
+        try
+        {
+            var store = await stores.CreateAsync(StoreFixtureOptions.Default, application);
+            try
+            {
+                await RunAsync(store, "postgres", async () =>
+                {
+                    await using var admin = new NpgsqlConnection(PostgresStores.ConnectionString);
+                    await admin.OpenAsync(Ct);
+                    for (var i = 0; i < 25; i++)
+                    {
+                        await using var kill = new NpgsqlCommand("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1", admin);
+                        kill.Parameters.Add(new NpgsqlParameter<string> { TypedValue = application });
+                        await kill.ExecuteScalarAsync(Ct);
+                        await Task.Delay(10, Ct);
+                    }
+                });
+            }
+            finally
+            {
+                await store.DisposeAsync();
+            }
+        }
+        finally
+        {
+            NpgsqlConnection.ClearAllPools();
+            await stores.DropSchemasAsync();
+        }
+    }
+
     [Fact]
     public async Task RedisRestart_DuringIdempotentIncrements_EveryAcknowledgedIncrementAppliedExactlyOnce()
     {
@@ -76,6 +117,7 @@ public sealed class BackendFaultTests
             var store = await stores.CreateAsync(StoreFixtureOptions.Default);
             try
             {
+                _ = RedisDir(); // while the server runs
                 await RunAsync(store, "redis", async () =>
                 {
                     // SHUTDOWN fsyncs the AOF, so nothing acknowledged is lost; the restart loads it back.
@@ -218,18 +260,34 @@ public sealed class BackendFaultTests
         return $"{tool} exited {process.ExitCode}: {stdout}{stderr.Result}";
     }
 
+    /// <summary>
+    /// Starts the cluster once it is really down, and waits until it answers. A fast shutdown first finishes any
+    /// checkpoint in progress, which on a busy shared cluster (tens of thousands of relation files to fsync) has taken
+    /// over a minute — longer than pg_ctl's 60 s wait — so a "start" issued right after "stop" returned found the old
+    /// server still running, did nothing, and the server then stayed down. Hence: poll the status, start only when
+    /// stopped, and check.
+    /// </summary>
     private static async Task EnsurePostgresAsync()
     {
-        for (var attempt = 0; attempt < 3; attempt++)
+        for (var i = 0; i < 600; i++) // bounded: 600 × 250 ms
         {
             if (await PostgresAnswersAsync()) return;
-            Run("pg_ctlcluster", [.. PgCluster, "start"]);
-            for (var i = 0; i < 40; i++)
-            {
-                if (await PostgresAnswersAsync()) return;
-                await Task.Delay(250, CancellationToken.None);
-            }
+            // pg_ctlcluster status: exit 0 = running (maybe still shutting down or starting), 3 = stopped.
+            if (RunForExitCode("pg_ctlcluster", [.. PgCluster, "status"]) == 3) Run("pg_ctlcluster", [.. PgCluster, "start"]);
+            await Task.Delay(250, CancellationToken.None);
         }
+        Assert.Fail($"PostgreSQL cluster {string.Join(' ', PgCluster)} did not come back");
+    }
+
+    private static int RunForExitCode(string tool, params string[] args)
+    {
+        var info = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) info.ArgumentList.Add(a);
+        using var process = Process.Start(info)!;
+        _ = process.StandardError.ReadToEndAsync(CancellationToken.None);
+        _ = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        return process.ExitCode;
     }
 
     private static async Task<bool> PostgresAnswersAsync()
@@ -249,9 +307,20 @@ public sealed class BackendFaultTests
     private static void StartRedis() =>
         Run("redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", RedisPort, "--appendonly", "yes", "--appendfsync", "everysec", "--dir", RedisDir());
 
-    /// <summary>/tmp for the default instance (as scripts/ensure-deps.sh starts it); a directory of its own for any other port.</summary>
+    private static string? s_redisDir;
+
+    /// <summary>
+    /// The running server's own data directory (CONFIG GET dir), remembered before the first shutdown, so the restart
+    /// loads the AOF the server wrote: a restart from another directory comes back empty and the test then reports lost
+    /// increments that Concord never lost. Falls back to /tmp for the default port (as scripts/ensure-deps.sh starts it)
+    /// and a directory of its own for any other port.
+    /// </summary>
     private static string RedisDir()
     {
+        if (s_redisDir is not null) return s_redisDir;
+        var lines = Run("redis-cli", "-h", "127.0.0.1", "-p", RedisPort, "config", "get", "dir").Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var index = Array.FindIndex(lines, l => l.EndsWith("dir", StringComparison.Ordinal));
+        if (index >= 0 && index + 1 < lines.Length && Directory.Exists(lines[index + 1])) return s_redisDir = lines[index + 1];
         if (RedisPort == "6379") return "/tmp";
         var dir = Path.Combine(Path.GetTempPath(), "concord-redis-" + RedisPort);
         Directory.CreateDirectory(dir);

@@ -43,12 +43,15 @@ internal sealed class PostgresStores
         }
     }
 
-    public async Task<IConcordStore> CreateAsync(StoreFixtureOptions options)
+    /// <param name="options">Semantics of the store.</param>
+    /// <param name="applicationName">PostgreSQL application_name of the store's connections, so a test can find (and kill) them.</param>
+    public async Task<IConcordStore> CreateAsync(StoreFixtureOptions options, string? applicationName = null)
     {
         Assert.SkipWhen(Unavailable is not null, Unavailable ?? "");
         var schema = "t_" + Guid.NewGuid().ToString("N")[..16];
         lock (_gate) _schemas.Add(schema);
-        var pg = new PostgresStoreOptions { ConnectionString = ConnectionString, Schema = schema, Semantics = EngineStores.ToEngineOptions(options, null), PollInterval = TimeSpan.FromMilliseconds(200) };
+        var connection = applicationName is null ? ConnectionString : new NpgsqlConnectionStringBuilder(ConnectionString) { ApplicationName = applicationName }.ConnectionString;
+        var pg = new PostgresStoreOptions { ConnectionString = connection, Schema = schema, Semantics = EngineStores.ToEngineOptions(options, null), PollInterval = TimeSpan.FromMilliseconds(200) };
         var store = await PostgresStore.OpenAsync(pg);
         lock (_gate) _open[store] = pg;
         return store;
