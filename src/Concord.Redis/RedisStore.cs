@@ -41,11 +41,12 @@ public sealed class RedisStoreOptions
 }
 
 /// <summary>
-/// <see cref="IConcordStore"/> natively on Redis. A commit reads what the evaluation needs (one round trip), evaluates
-/// it with the engine's own semantics (<see cref="TxnEvaluator"/>), then runs one Lua script that applies the new
-/// versions, the change stream entry, the history, the index and the idempotency record atomically — only if the global
-/// revision is still the one read. Commits are therefore totally ordered (linearizable); a commit that lost the race is
-/// re-evaluated. Watchers read the change stream, woken by pub/sub.
+/// <see cref="IConcordStore"/> natively on Redis. Commits are group-committed: one loop per node reads what a batch of
+/// queued requests needs (one atomic script; skipped when the loop still remembers every row, see docs/backends.md),
+/// evaluates them in order with the engine's own semantics (<see cref="TxnEvaluator"/>), then runs one Lua script that
+/// applies their new versions, change stream entries, history, index and idempotency records as consecutive revisions
+/// atomically — only if the global revision is still the one read. Commits are therefore totally ordered
+/// (linearizable); a batch that lost the race is re-read and re-evaluated. Watchers read the change stream, woken by pub/sub.
 /// </summary>
 /// <remarks>
 /// <para>Durability is Redis's: with <c>appendonly yes</c> + <c>appendfsync always</c> nothing acknowledged is lost;
