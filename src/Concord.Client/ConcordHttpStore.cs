@@ -442,6 +442,7 @@ public sealed class ConcordHttpStore : IConcordStore
             "unknown-revision" => new UnknownRevisionException(Number("requested"), Number("current")),
             "watch-overflow" => new WatchOverflowException(Number("resumeRevision")),
             "crdt-type-mismatch" => new CrdtTypeMismatchException(Text("key"), Text("expected") ?? "?", Text("actual") ?? "?"),
+            "queue-full" => new Coordination.QueueFullException(Text("queue") ?? "", Number("tasks"), (int)Number("limit")),
             "store-unavailable" or "not-ready" => new StoreUnavailableException(detail, null, isTransient: true),
             // Any other 400 is input the server refused (malformed header, body or parameter).
             _ when status == HttpStatusCode.BadRequest => new InvalidRequestException(detail),

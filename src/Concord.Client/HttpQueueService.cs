@@ -41,7 +41,11 @@ public sealed class HttpQueueService : IQueueService
             Priority = options.Priority,
             MaxAttempts = options.MaxAttempts,
         };
-        return await PostAsync<EnqueueResult>(Url(ns, queue, "/tasks"), body, options.Agent, options.DedupId is not null, cancellationToken).ConfigureAwait(false);
+        using var response = await SendAsync(Url(ns, queue, "/tasks"), body, options.Agent, options.DedupId is not null, cancellationToken).ConfigureAwait(false);
+        if (response.StatusCode == HttpStatusCode.TooManyRequests
+            && await ConcordHttpStore.ReadProblemAsync(response, cancellationToken).ConfigureAwait(false) is { Code: "queue-full" })
+            return new EnqueueResult(EnqueueStatus.QueueFull, "", 0);
+        return await ReadAsync<EnqueueResult>(response, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />

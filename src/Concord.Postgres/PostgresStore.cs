@@ -250,14 +250,34 @@ public sealed class PostgresStore : IConcordStore
         return ExecuteAsync(ns, request, options ?? WriteOptions.Default, cancellationToken);
     }
 
-    private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken)
+    /// <summary>
+    /// Commits <paramref name="request"/> like <see cref="TransactAsync"/> and runs <paramref name="step"/> inside the same
+    /// PostgreSQL transaction, after the commit's rows are written: a refusal or an exception from the step rolls the
+    /// whole commit back (versions, log, idempotency record, notification), so the step and the commit happen together
+    /// or not at all. The step does not run when nothing is committed (a failed expectation, a replay, a read-only
+    /// transaction). Used by the native queue (<see cref="PostgresQueueService"/>) to ack a task with its effects.
+    /// </summary>
+    internal ValueTask<TxnResult> TransactWithStepAsync(string ns, TxnRequest request, WriteOptions options, CommitStep step, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return ExecuteAsync(ns, request, options, cancellationToken, step);
+    }
+
+    /// <summary>The connection string's data source, the schema and the clock, for the native queue that shares them.</summary>
+    internal NpgsqlDataSource DataSource => _dataSource;
+
+    internal string SchemaName => _s;
+
+    internal TimeProvider Time => _time;
+
+    private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken, CommitStep? step = null)
     {
         cancellationToken.ThrowIfCancellationRequested();
         TxnEvaluator.Validate(ns, request, _semantics.MaxValueBytes);
         var fingerprint = options.IdempotencyKey is null ? null : Fingerprint.Compute(ns, request, options);
         var pending = new PendingCommit(ns, request, options, fingerprint,
             TxnEvaluator.KeysRead(request).Distinct(StringComparer.Ordinal).ToArray(),
-            TxnEvaluator.PrefixesRead(request).Distinct(StringComparer.Ordinal).ToArray(), cancellationToken);
+            TxnEvaluator.PrefixesRead(request).Distinct(StringComparer.Ordinal).ToArray(), step, cancellationToken);
         bool lead;
         lock (_pendingGate)
         {
@@ -326,6 +346,12 @@ public sealed class PostgresStore : IConcordStore
             {
                 // Serialization failure or deadlock: nothing was applied, so the whole batch simply runs again.
             }
+            catch (SplitBatchException)
+            {
+                // A commit step refused (or failed) inside a batch: nothing was applied; each request runs again alone.
+                foreach (var p in batch) split.Enqueue(p);
+                return;
+            }
             catch (StoreUnavailableException e) when (batch.Count > 1 && e.InnerException is PostgresException { SqlState: ['2', '2' or '3', ..] or ['5', '4', ..] })
             {
                 // PostgreSQL refused a statement (bad data, a constraint, a size limit): the transaction was rolled back,
@@ -345,7 +371,10 @@ public sealed class PostgresStore : IConcordStore
         }
     }
 
-    private sealed record PendingCommit(string Ns, TxnRequest Request, WriteOptions Options, byte[]? Fingerprint, string[] Keys, string[] Prefixes, CancellationToken CancellationToken)
+    /// <summary>A commit step refused or failed in a batch of several requests: run each alone.</summary>
+    private sealed class SplitBatchException : Exception;
+
+    private sealed record PendingCommit(string Ns, TxnRequest Request, WriteOptions Options, byte[]? Fingerprint, string[] Keys, string[] Prefixes, CommitStep? Step, CancellationToken CancellationToken)
     {
         public TaskCompletionSource<TxnResult> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
@@ -417,6 +446,7 @@ public sealed class PostgresStore : IConcordStore
         // Evaluate in queue order; each commit is visible to the requests after it.
         var outcomes = new object[batch.Count];
         var commits = new List<CommitEntry>();
+        var committed = new List<int>(); // batch index of each commit
         for (var i = 0; i < batch.Count; i++)
         {
             var p = batch[i];
@@ -435,6 +465,7 @@ public sealed class PostgresStore : IConcordStore
             }
             if (commit is null) continue;
             commits.Add(commit);
+            committed.Add(i);
             last = commit.Revision;
             lastTicks = commit.Time.UtcTicks;
             view.Apply(commit);
@@ -445,6 +476,28 @@ public sealed class PostgresStore : IConcordStore
             return outcomes;
         }
         await WriteCommitsAsync(conn, tx, commits, cancellationToken).ConfigureAwait(false);
+        // Native queue operations prepared into these transactions (PostgresQueueService.PrepareEnqueue/PrepareAck), then
+        // each caller's step, in revision order. A refusal rolls everything back: alone, the request gets it as its
+        // result; in a batch, every request runs again alone (later ones were evaluated on top of the refused one).
+        for (var c = 0; c < commits.Count; c++)
+        {
+            var (index, commit) = (committed[c], commits[c]);
+            CommitRefusal? refusal;
+            try
+            {
+                refusal = await PostgresQueueService.ApplyPreparedAsync(conn, tx, _s, commit, cancellationToken).ConfigureAwait(false);
+                if (refusal is null && batch[index].Step is { } step) refusal = await step(conn, tx, commit, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception) when (batch.Count > 1)
+            {
+                throw new SplitBatchException();
+            }
+            if (refusal is null) continue;
+            await tx.RollbackAsync(cancellationToken).ConfigureAwait(false);
+            if (batch.Count > 1) throw new SplitBatchException();
+            outcomes[index] = refusal.ToResult(batch[index].Request, ((TxnResult)outcomes[index]).Succeeded, commit.Revision - 1);
+            return outcomes;
+        }
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
         return outcomes;
     }

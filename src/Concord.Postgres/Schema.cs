@@ -12,6 +12,8 @@ namespace Concord.Postgres;
 /// <item><c>kv</c>: the newest version of every key (tombstones included), keys in "C" collation so prefix ranges match ordinal order. Records are stored as <c>json</c>, not <c>jsonb</c>, so values come back byte-for-byte as written.</item>
 /// <item><c>kv_log</c>: every version by revision: snapshot reads, prefix phantoms and watch read it; compacted to a retention window.</item>
 /// <item><c>idempotency</c>: stored results, written in the same transaction as the effect.</item>
+/// <item><c>queue_tasks</c>, <c>queue_dead</c>, <c>queue_dedup</c>, <c>queue_seq</c>: the native queue (<see cref="PostgresQueueService"/>;
+/// docs/backends.md explains the layout against table bloat).</item>
 /// </list>
 /// </remarks>
 internal static class Schema
@@ -54,6 +56,59 @@ internal static class Schema
             entry json NOT NULL,
             PRIMARY KEY (ns, key));
         CREATE INDEX IF NOT EXISTS idempotency_expiry ON {schema}.idempotency (expires_at);
+        CREATE SEQUENCE IF NOT EXISTS {schema}.queue_seq;
+        CREATE TABLE IF NOT EXISTS {schema}.queue_tasks (
+            ns text NOT NULL,
+            queue text COLLATE "C" NOT NULL,
+            id text COLLATE "C" NOT NULL,
+            priority int NOT NULL,
+            visible_at bigint NOT NULL,
+            seq bigint NOT NULL,
+            waiting boolean NOT NULL,
+            group_key text COLLATE "C",
+            attempts int NOT NULL,
+            max_attempts int NOT NULL,
+            receipt text,
+            consumer text,
+            deadline bigint,
+            last_error text,
+            enqueued_at bigint NOT NULL,
+            dedup_id text,
+            trace_parent text,
+            payload json NOT NULL,
+            PRIMARY KEY (ns, queue, id))
+            WITH (fillfactor = 70, toast_tuple_target = 256, autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 1000,
+                  autovacuum_vacuum_insert_scale_factor = 0.0, autovacuum_vacuum_insert_threshold = 1000, autovacuum_vacuum_cost_delay = 0,
+                  autovacuum_analyze_scale_factor = 0.0, autovacuum_analyze_threshold = 5000);
+        CREATE INDEX IF NOT EXISTS queue_tasks_visible ON {schema}.queue_tasks (ns, queue, priority DESC, visible_at, seq) WHERE NOT waiting;
+        CREATE INDEX IF NOT EXISTS queue_tasks_group ON {schema}.queue_tasks (ns, queue, group_key, seq) WHERE group_key IS NOT NULL;
+        CREATE UNIQUE INDEX IF NOT EXISTS queue_tasks_group_head ON {schema}.queue_tasks (ns, queue, group_key) WHERE group_key IS NOT NULL AND NOT waiting;
+        CREATE TABLE IF NOT EXISTS {schema}.queue_dead (
+            ns text NOT NULL,
+            queue text COLLATE "C" NOT NULL,
+            id text COLLATE "C" NOT NULL,
+            priority int NOT NULL,
+            group_key text COLLATE "C",
+            attempts int NOT NULL,
+            max_attempts int NOT NULL,
+            consumer text,
+            last_error text,
+            enqueued_at bigint NOT NULL,
+            visible_at bigint NOT NULL,
+            dedup_id text,
+            trace_parent text,
+            dead_at bigint NOT NULL,
+            payload json NOT NULL,
+            PRIMARY KEY (ns, queue, id));
+        CREATE INDEX IF NOT EXISTS queue_dead_age ON {schema}.queue_dead (ns, queue, dead_at, id);
+        CREATE TABLE IF NOT EXISTS {schema}.queue_dedup (
+            ns text NOT NULL,
+            queue text COLLATE "C" NOT NULL,
+            dedup_id text NOT NULL,
+            task_id text NOT NULL,
+            expires_at bigint NOT NULL,
+            PRIMARY KEY (ns, queue, dedup_id))
+            WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
         """;
 
     public static async Task EnsureAsync(NpgsqlDataSource dataSource, string schema, CancellationToken cancellationToken)

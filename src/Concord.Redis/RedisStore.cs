@@ -289,14 +289,35 @@ public sealed class RedisStore : IConcordStore
         return ExecuteAsync(ns, request, options ?? WriteOptions.Default, cancellationToken);
     }
 
-    private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken)
+    /// <summary>
+    /// <see cref="TransactAsync"/> whose commit also runs <paramref name="hook"/> in the same script (both or neither);
+    /// for native services (RedisQueueService's ack with effects). Throws <see cref="CommitHookRefusedException"/> when
+    /// the hook's guard refuses. A replay or a conflict writes nothing and does not run the hook. A hooked request is
+    /// committed in a batch of its own, so a refusal cannot fail other requests.
+    /// </summary>
+    internal ValueTask<TxnResult> TransactWithHookAsync(string ns, TxnRequest request, WriteOptions options, RedisCommitHook hook, CancellationToken cancellationToken) =>
+        ExecuteAsync(ns, request, options, cancellationToken, hook);
+
+    /// <summary>Database, key prefix and revision key, for native services that keep their own keys under <see cref="Prefix"/>.</summary>
+    internal IDatabase Database => _db;
+
+    /// <inheritdoc cref="Database"/>
+    internal string Prefix => _p;
+
+    /// <inheritdoc cref="Database"/>
+    internal string RevisionKey => RevKey!;
+
+    /// <summary>The multiplexer (for native services' pub/sub).</summary>
+    internal IConnectionMultiplexer Multiplexer => _mux;
+
+    private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken, RedisCommitHook? hook = null)
     {
         cancellationToken.ThrowIfCancellationRequested();
         TxnEvaluator.Validate(ns, request, _semantics.MaxValueBytes);
         var fingerprint = options.IdempotencyKey is null ? null : Fingerprint.Compute(ns, request, options);
         var pending = new PendingCommit(ns, request, options, fingerprint,
             TxnEvaluator.KeysRead(request).Distinct(StringComparer.Ordinal).ToArray(),
-            TxnEvaluator.PrefixesRead(request).Distinct(StringComparer.Ordinal).ToArray(), cancellationToken);
+            TxnEvaluator.PrefixesRead(request).Distinct(StringComparer.Ordinal).ToArray(), hook, cancellationToken);
         bool lead;
         lock (_pendingGate)
         {
@@ -328,7 +349,9 @@ public sealed class RedisStore : IConcordStore
             var batch = new List<PendingCommit>();
             lock (_pendingGate)
             {
-                while (_pending.Count > 0 && batch.Count < MaxBatch) batch.Add(_pending.Dequeue());
+                // A hooked request goes alone: its guard may refuse the whole script.
+                while (_pending.Count > 0 && batch.Count < MaxBatch && (batch.Count == 0 || (batch[0].Hook is null && _pending.Peek().Hook is null)))
+                    batch.Add(_pending.Dequeue());
                 if (batch.Count == 0)
                 {
                     _committing = false;
@@ -373,7 +396,7 @@ public sealed class RedisStore : IConcordStore
         }
     }
 
-    private sealed record PendingCommit(string Ns, TxnRequest Request, WriteOptions Options, byte[]? Fingerprint, string[] Keys, string[] Prefixes, CancellationToken CancellationToken)
+    private sealed record PendingCommit(string Ns, TxnRequest Request, WriteOptions Options, byte[]? Fingerprint, string[] Keys, string[] Prefixes, RedisCommitHook? Hook, CancellationToken CancellationToken)
     {
         public TaskCompletionSource<TxnResult> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
@@ -405,7 +428,7 @@ public sealed class RedisStore : IConcordStore
             // One round trip: evaluate against the rows this node last saw, and let the commit script's revision check
             // prove they are still current (a batch of conflicts sends no commit but still checks the revision).
             var speculated = Evaluate(batch, ViewsFromCache(batch), _cacheRevision, _cacheTicks, out var speculativeCommits);
-            if (await CommitAsync(speculativeCommits, _cacheRevision).ConfigureAwait(false))
+            if (await CommitAsync(speculativeCommits, _cacheRevision, HookOf(batch, speculativeCommits)).ConfigureAwait(false))
             {
                 CacheCommits(speculativeCommits);
                 return speculated;
@@ -463,7 +486,7 @@ public sealed class RedisStore : IConcordStore
         var outcomes = Evaluate(batch, views, revision, ticks, out var commits);
         // Nothing to write and everything read atomically: the answers (conflicts, replays) hold at the read's instant.
         if (commits.Count == 0 && !prefixesRead) return outcomes;
-        if (!await CommitAsync(commits, revision).ConfigureAwait(false))
+        if (!await CommitAsync(commits, revision, HookOf(batch, commits)).ConfigureAwait(false))
         {
             ClearCache();
             return null;
@@ -471,6 +494,9 @@ public sealed class RedisStore : IConcordStore
         CacheCommits(commits);
         return outcomes;
     }
+
+    /// <summary>The hook runs only with a commit (never for a replay or a conflict), and only a batch of one carries it.</summary>
+    private static RedisCommitHook? HookOf(List<PendingCommit> batch, List<CommitEntry> commits) => commits.Count > 0 && batch.Count == 1 ? batch[0].Hook : null;
 
     /// <summary>Evaluates the batch in queue order, each request seeing the commits before it; returns the outcomes and the commits.</summary>
     private object[] Evaluate(List<PendingCommit> batch, Dictionary<string, BatchView> views, long last, long lastTicks, out List<CommitEntry> commits)
@@ -634,7 +660,7 @@ public sealed class RedisStore : IConcordStore
     /// Applies consecutive commits (revisions <paramref name="expected"/> + 1, + 2, …) atomically if the revision is still
     /// <paramref name="expected"/>; false when another commit won. With no commits, only checks the revision.
     /// </summary>
-    private async Task<bool> CommitAsync(IReadOnlyList<CommitEntry> commits, long expected)
+    private async Task<bool> CommitAsync(IReadOnlyList<CommitEntry> commits, long expected, RedisCommitHook? hook = null)
     {
         var args = new List<RedisValue> { expected, commits.Count > 0 ? commits[^1].Time.UtcTicks : 0, _channel.ToString(), _semantics.RetainedRevisions, commits.Count };
         for (var c = 0; c < commits.Count; c++)
@@ -662,6 +688,14 @@ public sealed class RedisStore : IConcordStore
                 args.Add(Math.Max(1, (long)(idem.ExpiresAt - _time.GetUtcNow()).TotalMilliseconds));
             }
             else args.AddRange(["", "", ""]);
+        }
+        if (hook is not null)
+        {
+            args.AddRange(hook.Args);
+            args.Add(hook.Args.Count);
+            var hooked = await Translate(() => _db.ScriptEvaluateAsync(hook.Compose(CommitScript), [RevKey, TicksKey, StreamKey, ExpiryKey, .. hook.Keys], [.. args])).ConfigureAwait(false);
+            if (hooked.Resp2Type == ResultType.BulkString) throw new CommitHookRefusedException((string)hooked!);
+            return (long)hooked == 1;
         }
         var ok = await Translate(() => _db.ScriptEvaluateAsync(CommitScript, [RevKey, TicksKey, StreamKey, ExpiryKey], [.. args])).ConfigureAwait(false);
         return (long)ok == 1;

@@ -55,6 +55,11 @@ public static class ConcordServer
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+            if (options.MaxConnections > 0)
+            {
+                var limit = new ConnectionLimit(options.MaxConnections);
+                k.ConfigureEndpointDefaults(listen => listen.Use(limit.Middleware));
+            }
             k.AddServerHeader = false;
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.ShutdownTimeout);
@@ -80,7 +85,18 @@ public static class ConcordServer
         // TryAdd: a host (tests, an embedding application) may supply its own clock and services through configureBuilder.
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.TryAddSingleton<ILockService>(sp => new StoreLockService(served, sp.GetRequiredService<TimeProvider>()) { MaxWaitersPerLock = options.MaxLockWaitersPerKey });
-        builder.Services.TryAddSingleton<IQueueService>(sp => new StoreQueueService(served, new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
+        // The queue is native on PostgreSQL (FOR UPDATE SKIP LOCKED on its own tables) and on Redis (streams, consumer
+        // groups, Lua); on the embedded engine it runs over the state contract.
+        builder.Services.TryAddSingleton<IQueueService>(sp =>
+        {
+            var queueOptions = new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>(), MaxTasks = options.MaxQueueTasks };
+            return store switch
+            {
+                Postgres.PostgresStore pg => new Postgres.PostgresQueueService(pg, queueOptions),
+                Redis.RedisStore redis => new Redis.RedisQueueService(redis, queueOptions),
+                _ => new StoreQueueService(served, queueOptions),
+            };
+        });
         builder.Services.TryAddSingleton<IStreamService>(sp => new StoreStreamService(served, new StreamServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() }));
 
         var app = builder.Build();
@@ -125,6 +141,7 @@ public static class ConcordServer
             MaxValueBytes = options.MaxValueBytes,
             RetainedRevisions = options.RetainedRevisions,
             IdempotencyRetention = options.IdempotencyRetention,
+            IdempotencyMemoryLimit = options.IdempotencyMemoryLimit,
             ExpirySweepInterval = options.ExpirySweepInterval,
         };
         switch (options.Backend.ToLowerInvariant())

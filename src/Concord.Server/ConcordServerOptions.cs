@@ -59,11 +59,29 @@ public sealed class ConcordServerOptions
     /// <summary>How long an Idempotency-Key's stored result is replayed. <value>Default: 24 h.</value></summary>
     public TimeSpan IdempotencyRetention { get; set; } = TimeSpan.FromHours(24);
 
+    /// <summary>
+    /// Memory the embedded engine may spend on idempotency records; beyond it the oldest are forgotten before their
+    /// retention ends (see <see cref="Concord.Engine.ConcordEngineOptions.IdempotencyMemoryLimit"/>). <value>Default: 256 MiB.</value>
+    /// </summary>
+    public long IdempotencyMemoryLimit { get; set; } = 256L * 1024 * 1024;
+
     /// <summary>How often expired (TTL) keys become tombstones that watchers see. <value>Default: 1 s.</value></summary>
     public TimeSpan ExpirySweepInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Concurrent watch (SSE) streams allowed. <value>Default: 1,000.</value></summary>
     public int MaxWatchers { get; set; } = 1000;
+
+    /// <summary>
+    /// Open client connections allowed; a connection beyond it gets HTTP 503 <c>too-many-connections</c> (with
+    /// <c>Retry-After</c>) and is closed. Zero disables the limit. <value>Default: 10,000.</value>
+    /// </summary>
+    public int MaxConnections { get; set; } = 10_000;
+
+    /// <summary>
+    /// Unfinished tasks (dead letters included) one queue may hold; an enqueue beyond it gets HTTP 429 <c>queue-full</c>.
+    /// <value>Default: 1,000,000.</value>
+    /// </summary>
+    public int MaxQueueTasks { get; set; } = 1_000_000;
 
     /// <summary>Waiters allowed in one lock's queue; more get HTTP 429 <c>too-many-waiters</c>. <value>Default: 1,000.</value></summary>
     public int MaxLockWaitersPerKey { get; set; } = 1000;
@@ -86,6 +104,8 @@ public sealed class ConcordServerOptions
         if (MaxRequestBodyBytes < 1024) throw new InvalidRequestException($"Concord:MaxRequestBodyBytes must be at least 1024 (got {MaxRequestBodyBytes})");
         if (MaxValueBytes < 16) throw new InvalidRequestException($"Concord:MaxValueBytes must be at least 16 (got {MaxValueBytes})");
         if (MaxWatchers < 0) throw new InvalidRequestException($"Concord:MaxWatchers must not be negative (got {MaxWatchers})");
+        if (MaxConnections < 0) throw new InvalidRequestException($"Concord:MaxConnections must not be negative (got {MaxConnections})");
+        if (MaxQueueTasks < 1) throw new InvalidRequestException($"Concord:MaxQueueTasks must be at least 1 (got {MaxQueueTasks})");
         if (MaxLockWaitersPerKey < 1) throw new InvalidRequestException($"Concord:MaxLockWaitersPerKey must be at least 1 (got {MaxLockWaitersPerKey})");
         if (ShutdownTimeout < TimeSpan.Zero) throw new InvalidRequestException("Concord:ShutdownTimeout must not be negative");
         if (LogFormat is not ("simple" or "json")) throw new InvalidRequestException($"Concord:LogFormat must be 'simple' or 'json' (got '{LogFormat}')");

@@ -14,6 +14,12 @@ public sealed record SoakOptions
     /// <summary>Whether the client gives every write an idempotency key (its default). <value>Default: true.</value></summary>
     public bool Idempotency { get; init; } = true;
 
+    /// <summary>
+    /// The server's <c>IdempotencyMemoryLimit</c>, small so that the bound is reached early in the run even on a slow
+    /// machine: the second half then shows whether memory levels off. <value>Default: 32 MiB.</value>
+    /// </summary>
+    public long IdempotencyMemoryLimit { get; init; } = 32L * 1024 * 1024;
+
     /// <summary>Largest tolerated RSS growth rate over the second half of the run.</summary>
     public double MaxRssSlopeMiBPerMinute { get; init; } = 8;
 
@@ -46,7 +52,19 @@ public static class Soak
     {
         var result = new SoakResult { Options = o };
         var data = Path.Combine(Path.GetTempPath(), "concord-soak-" + Guid.NewGuid().ToString("N")[..8]);
-        await using var serve = await ServeProcess.StartAsync("embedded", null, data, ct);
+        ServeProcess started;
+        const string limitVariable = "Concord__IdempotencyMemoryLimit";
+        var previous = Environment.GetEnvironmentVariable(limitVariable);
+        Environment.SetEnvironmentVariable(limitVariable, o.IdempotencyMemoryLimit.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        try
+        {
+            started = await ServeProcess.StartAsync("embedded", null, data, ct);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(limitVariable, previous);
+        }
+        await using var serve = started;
         try
         {
             using var http = new HttpClient { BaseAddress = serve.BaseAddress, Timeout = TimeSpan.FromSeconds(10) };

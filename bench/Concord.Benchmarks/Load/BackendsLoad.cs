@@ -40,6 +40,7 @@ internal static partial class BackendsLoad
         var results = new List<Comparison>();
         results.AddRange(RunPostgres(settings, log).GetAwaiter().GetResult());
         results.AddRange(RunRedis(settings, log).GetAwaiter().GetResult());
+        results.AddRange(RunRedisQueue(settings, log));
         return results;
     }
 
@@ -168,7 +169,7 @@ internal static partial class BackendsLoad
     }
 
     /// <summary>Enqueue one task, lease one, ack it. Returns attempts: 1 when a task was acked, 2 when the lease found the queue empty (counted as a failed attempt).</summary>
-    private static async Task<long> QueueCycleAsync(IQueueService queues, string queue, JsonElement payload, string consumer)
+    private static async Task<long> QueueCycleAsync(IQueueService queues, string queue, JsonElement payload, string consumer, IReadOnlyList<TxnOp>? effects = null)
     {
         await queues.EnqueueAsync(Ns, queue, payload);
         for (long attempts = 1; ; attempts++)
@@ -176,7 +177,7 @@ internal static partial class BackendsLoad
             var lease = await queues.LeaseAsync(Ns, queue, consumer, TimeSpan.FromSeconds(30));
             if (lease.Lease is { } l)
             {
-                var ack = await queues.AckAsync(l);
+                var ack = await queues.AckAsync(l, effects);
                 if (ack.IsAcked) return attempts;
             }
             else await queues.EnqueueAsync(Ns, queue, payload); // another worker took ours: add work rather than spin
@@ -263,6 +264,90 @@ internal static partial class BackendsLoad
         var endpoint = configuration.Split(',')[0];
         var colon = endpoint.LastIndexOf(':');
         return colon < 0 ? (endpoint, 6379) : (endpoint[..colon], int.Parse(endpoint[(colon + 1)..], CultureInfo.InvariantCulture));
+    }
+
+    // ------------------------------------------------------------------ native Redis queue
+
+    public static readonly int[] RedisQueueConsumerCounts = [1, 4, 16];
+
+    /// <summary>
+    /// <see cref="RedisQueueService"/> (enqueue + lease + ack, and the same with the ack carrying a store effect) vs a
+    /// hand-written Redis Streams work loop through the same StackExchange.Redis multiplexer: XADD; XREADGROUP COUNT 1 &gt;;
+    /// XACK + XDEL (pipelined). Three round trips per task on both sides.
+    /// </summary>
+    public static IEnumerable<Comparison> RunRedisQueue(LoadSettings settings, Action<string> log) => RunRedisQueueAsync(settings, log).GetAwaiter().GetResult();
+
+    private static async Task<List<Comparison>> RunRedisQueueAsync(LoadSettings settings, Action<string> log)
+    {
+        var results = new List<Comparison>();
+        var prefix = $"benchq{Environment.ProcessId}";
+        var (host, port) = HostPort(RedisConnection);
+        await using var mux = await ConnectionMultiplexer.ConnectAsync(RedisConnection + ",allowAdmin=true");
+        var info = (await mux.GetServer(host, port).InfoAsync()).SelectMany(g => g).DistinctBy(p => p.Key).ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+        var config = (await mux.GetServer(host, port).ConfigGetAsync("append*")).DistinctBy(p => p.Key).ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+        var server = $"Redis {info.GetValueOrDefault("redis_version")}, appendonly={config.GetValueOrDefault("appendonly")}, appendfsync={config.GetValueOrDefault("appendfsync")}";
+        var db = mux.GetDatabase();
+        try
+        {
+            await using var store = await RedisStore.OpenAsync(new RedisStoreOptions { Multiplexer = mux, Prefix = prefix });
+            await using var queues = new RedisQueueService(store);
+            var payload = JsonDocument.Parse("""{"job":"resize","n":1}""").RootElement.Clone();
+            foreach (var clients in RedisQueueConsumerCounts)
+            {
+                var concord = new List<(double Rate, double Conflicts)>();
+                var withEffect = new List<(double Rate, double Conflicts)>();
+                var peer = new List<(double Rate, double Conflicts)>();
+                for (var run = 0; run < settings.Runs; run++)
+                {
+                    var queue = $"q{clients}-{run}";
+                    concord.Add(RunWorkers(clients, Warmup(settings), Duration(settings), run, (i, _) => QueueCycleAsync(queues, queue, payload, $"c{i}")));
+                    RedisKey stream = $"{prefix}:raw:{clients}-{run}";
+                    await db.StreamCreateConsumerGroupAsync(stream, "g", "0", createStream: true);
+                    peer.Add(RunWorkers(clients, Warmup(settings), Duration(settings), run, (i, _) => RawStreamCycleAsync(db, stream, $"c{i}")));
+                    var effectQueue = $"e{clients}-{run}";
+                    withEffect.Add(RunWorkers(clients, Warmup(settings), Duration(settings), run, (i, _) => QueueCycleAsync(queues, effectQueue, payload, $"c{i}", s_effect)));
+                    log($"redis queue {clients,2} consumers run {run + 1}: concord {concord[^1].Rate,8:N0} tasks/s, with effect {withEffect[^1].Rate,8:N0} tasks/s, raw streams loop {peer[^1].Rate,8:N0} tasks/s");
+                }
+                var scenario = $"{clients} consumer{(clients == 1 ? "" : "s")}";
+                var peerSample = new Sample($"XADD s * p <json>; XREADGROUP GROUP g c COUNT 1 STREAMS s >; XACK s g id + XDEL s id (pipelined), StackExchange.Redis, on {server}",
+                    [.. peer.Select(c => c.Rate)], new() { ["empty leases"] = [.. peer.Select(c => c.Conflicts)] });
+                results.Add(new Comparison("redis-queue", scenario, "tasks/s", true,
+                    new Sample("RedisQueueService on RedisStore: EnqueueAsync, LeaseAsync (30 s visibility), AckAsync", [.. concord.Select(c => c.Rate)], new() { ["empty leases"] = [.. concord.Select(c => c.Conflicts)] }),
+                    peerSample));
+                results.Add(new Comparison("redis-queue-effect", scenario, "tasks/s", true,
+                    new Sample("RedisQueueService on RedisStore: EnqueueAsync, LeaseAsync (30 s visibility), AckAsync with one effect (a counter patch committed through RedisStore in the ack's script)",
+                        [.. withEffect.Select(c => c.Rate)], new() { ["empty leases"] = [.. withEffect.Select(c => c.Conflicts)] }),
+                    peerSample));
+            }
+        }
+        finally
+        {
+            var admin = mux.GetServer(host, port);
+            var keys = new List<RedisKey>();
+            await foreach (var key in admin.KeysAsync(0, prefix + ":*", 1000)) keys.Add(key);
+            foreach (var chunk in keys.Chunk(1000)) await db.KeyDeleteAsync(chunk);
+        }
+        return results;
+    }
+
+    private static readonly TxnOp[] s_effect = [TxnOp.PatchKey("bench/acked", JsonPatch.Create().Increment("/n"))];
+
+    /// <summary>The raw peer: one task through a Redis stream and consumer group, as a hand-written worker would do it.</summary>
+    private static async Task<long> RawStreamCycleAsync(IDatabase db, RedisKey stream, string consumer)
+    {
+        await db.StreamAddAsync(stream, "p", """{"job":"resize","n":1}""");
+        for (long attempts = 1; ; attempts++)
+        {
+            var entries = await db.StreamReadGroupAsync(stream, "g", consumer, StreamPosition.NewMessages, count: 1);
+            if (entries.Length == 1)
+            {
+                var ack = db.StreamAcknowledgeAsync(stream, "g", entries[0].Id);
+                var delete = db.StreamDeleteAsync(stream, [entries[0].Id]);
+                await Task.WhenAll(ack, delete);
+                return attempts;
+            }
+            await db.StreamAddAsync(stream, "p", "{}"); // another worker took ours: add work rather than spin, as the Concord loop does
+        }
     }
 
     // ------------------------------------------------------------------ harness

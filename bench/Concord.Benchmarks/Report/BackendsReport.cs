@@ -56,6 +56,16 @@ internal static class BackendsReport
             + " `DELETE … WHERE id = (SELECT id … ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING` — delivery and completion in one statement,"
             + " with no lease, visibility timeout, retry count, dedup, group ordering, priority or change feed. Either loop enqueues one more task when its lease finds the queue empty.",
             "tasks/s", "tasks/s");
+        Section(md, load, "redis-queue", "Native queue on Redis vs a hand-written Redis Streams loop",
+            "Each Concord client enqueues a task, leases one (30 s visibility) and acks it through `RedisQueueService` (streams per priority,"
+            + " a consumer group, a Lua script per step; see docs/backends.md). The peer is the textbook Redis Streams worker through the same"
+            + " multiplexer: `XADD`, `XREADGROUP … COUNT 1 >`, then `XACK` + `XDEL` pipelined — three round trips like Concord's, with no"
+            + " visibility deadline, receipt, retry count, dedup, delay, group ordering or dead letters.",
+            "tasks/s", "tasks/s");
+        Section(md, load, "redis-queue-effect", "Native queue on Redis, ack with an effect, vs the same Redis Streams loop",
+            "As above, but every ack carries one effect (`increment /n` on a counter key), committed through `RedisStore` (version,"
+            + " revision, change feed, idempotency record) in the same Lua execution as the ack.",
+            "tasks/s", "tasks/s");
 
         md.AppendLine("## Where the time goes");
         md.AppendLine();
@@ -83,7 +93,7 @@ internal static class BackendsReport
         return md.ToString();
     }
 
-    private static string Engine(string suite) => suite switch { "postgres" => "PostgreSQL", "redis" => "Redis", _ => "Queue on PostgreSQL" };
+    private static string Engine(string suite) => suite switch { "postgres" => "PostgreSQL", "redis" => "Redis", "redis-queue" or "redis-queue-effect" => "Queue on Redis", _ => "Queue on PostgreSQL" };
 
     private static void Section(StringBuilder md, LoadResults load, string suite, string title, string text, string concordUnit, string peerUnit)
     {

@@ -24,6 +24,8 @@ internal static class Problems
         WatchOverflowException w => Create(503, e.Code, "Watch overflow", e.Message, new Dictionary<string, object?> { ["resumeRevision"] = w.ResumeRevision }),
         CrdtTypeMismatchException m => Create(409, e.Code, "CRDT type mismatch", e.Message, new Dictionary<string, object?> { ["key"] = m.Key, ["expected"] = m.Expected, ["actual"] = m.Actual }),
         StoreUnavailableException => Create(503, e.Code, "Store unavailable", e.Message),
+        Coordination.QueueFullException q => Create(429, e.Code, "Queue full", e.Message, new Dictionary<string, object?> { ["queue"] = q.Queue, ["tasks"] = q.Tasks, ["limit"] = q.Limit }),
+        Coordination.ContentionException c => Create(503, e.Code, "Contention", e.Message, new Dictionary<string, object?> { ["operation"] = c.Operation, ["attempts"] = c.Attempts }),
         _ => Create(500, e.Code, "Error", e.Message),
     };
 

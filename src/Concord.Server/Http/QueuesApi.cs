@@ -55,6 +55,12 @@ internal static class QueuesApi
             MaxAttempts = body.MaxAttempts,
             Agent = HttpIo.Agent(http.Request, caller),
         }, ct);
+        if (result.Status == EnqueueStatus.QueueFull)
+        {
+            http.Response.Headers.RetryAfter = "1";
+            return Problems.Create(429, "queue-full", "Queue full", $"Queue '{queue}' is at its limit of unfinished tasks; retry after consumers drain it",
+                new Dictionary<string, object?> { ["queue"] = queue });
+        }
         return Results.Json(result, WireJson.Options, statusCode: result.IsEnqueued ? 201 : 200);
     }
 

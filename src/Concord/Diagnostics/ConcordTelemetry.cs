@@ -30,6 +30,9 @@ public static class ConcordTelemetry
     /// <summary><c>concord.idempotent_replays</c>: calls answered from the idempotency store.</summary>
     public static Counter<long> IdempotentReplays { get; } = Meter.CreateCounter<long>("concord.idempotent_replays", "{replay}", "Mutations answered with a stored result");
 
+    /// <summary>Idempotency records the embedded engine forgot before their retention ended, to stay within its memory limit.</summary>
+    public static Counter<long> IdempotencyEvictions { get; } = Meter.CreateCounter<long>("concord.idempotency.evictions", "{record}", "Idempotency records forgotten early to bound memory");
+
     /// <summary><c>concord.operation.duration</c>: latency of store operations in seconds.</summary>
     public static Histogram<double> Duration { get; } = Meter.CreateHistogram<double>("concord.operation.duration", "s", "Latency of store operations");
 

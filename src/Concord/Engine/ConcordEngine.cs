@@ -3,6 +3,7 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Threading.Channels;
+using Concord.Diagnostics;
 using Concord.Internal;
 
 namespace Concord.Engine;
@@ -34,7 +35,10 @@ public sealed class ConcordEngine : IConcordStore
     private readonly List<ChangeEvent> _history = [];
     private readonly List<Subscriber> _subscribers = [];
     private readonly PriorityQueue<(NamespaceState Ns, string Key, long Version), long> _expiries = new();
-    private readonly Queue<(NamespaceState Ns, IdempotencyEntry Entry)> _idempotencyExpiries = new();
+    private readonly Queue<(NamespaceState Ns, IdempotencyEntry Entry, int Bytes)> _idempotencyExpiries = new();
+    private long _idempotencyBytes;
+    private long _idempotencyEvicted;
+    private DateTimeOffset? _idempotencyLastEvictedAt;
     private readonly ArrayBufferWriter<byte> _encodeBuffer = new(4096);
     private readonly string? _dataDirectory;
     private readonly FileStream? _directoryLock;
@@ -288,11 +292,7 @@ public sealed class ConcordEngine : IConcordStore
             if (record.ExpiresAt is { } expires) _expiries.Enqueue((state, record.Key, record.Version), expires.UtcTicks);
         }
         state.PublishLive(commit.Revision, oldest);
-        if (commit.Idempotency is { } idem)
-        {
-            state.Idempotency[idem.Key] = idem;
-            _idempotencyExpiries.Enqueue((state, idem));
-        }
+        if (commit.Idempotency is { } idem) Remember(state, idem);
         if (commit.Fences is { } fences)
         {
             foreach (var (name, token) in fences) state.Fences[name] = token;
@@ -453,6 +453,49 @@ public sealed class ConcordEngine : IConcordStore
 
     // ---------------------------------------------------------------- expiry and housekeeping
 
+    /// <summary>
+    /// Stores an idempotency record (writer lock held) and keeps their estimated memory within
+    /// <see cref="ConcordEngineOptions.IdempotencyMemoryLimit"/> by forgetting the oldest records first, before their
+    /// retention ends if need be: under a write rate the limit cannot hold for the whole retention, the replay window
+    /// shrinks instead of memory growing without bound (counted in <see cref="IdempotencyStats.EvictedEarly"/>).
+    /// </summary>
+    private void Remember(NamespaceState state, IdempotencyEntry entry)
+    {
+        var bytes = IdempotencyFootprint.Estimate(entry);
+        state.Idempotency[entry.Key] = entry;
+        _idempotencyExpiries.Enqueue((state, entry, bytes));
+        _idempotencyBytes += bytes;
+        while (_idempotencyBytes > _options.IdempotencyMemoryLimit && _idempotencyExpiries.Count > 1)
+        {
+            var (_, oldest, _) = ForgetOldestIdempotency();
+            _idempotencyEvicted++;
+            _idempotencyLastEvictedAt = oldest.ExpiresAt - _options.IdempotencyRetention;
+            ConcordTelemetry.IdempotencyEvictions.Add(1);
+        }
+    }
+
+    private (NamespaceState Ns, IdempotencyEntry Entry, int Bytes) ForgetOldestIdempotency()
+    {
+        var oldest = _idempotencyExpiries.Dequeue();
+        _idempotencyBytes -= oldest.Bytes;
+        if (oldest.Ns.Idempotency.TryGetValue(oldest.Entry.Key, out var current) && ReferenceEquals(current, oldest.Entry))
+            oldest.Ns.Idempotency.Remove(oldest.Entry.Key);
+        return oldest;
+    }
+
+    /// <summary>
+    /// How many idempotency records are held, their estimated memory, and how many were forgotten before their retention
+    /// ended because of <see cref="ConcordEngineOptions.IdempotencyMemoryLimit"/>.
+    /// </summary>
+    public IdempotencyStats GetIdempotencyStats()
+    {
+        lock (_writeGate)
+        {
+            DateTimeOffset? oldest = _idempotencyExpiries.TryPeek(out var head) ? head.Entry.ExpiresAt - _options.IdempotencyRetention : null;
+            return new IdempotencyStats(_idempotencyExpiries.Count, _idempotencyBytes, _idempotencyEvicted, oldest, _idempotencyLastEvictedAt);
+        }
+    }
+
     private void StartSweeper() =>
         _sweeper = _time.CreateTimer(static s => ((ConcordEngine)s!).Sweep(), this, _options.ExpirySweepInterval, _options.ExpirySweepInterval);
 
@@ -463,12 +506,7 @@ public sealed class ConcordEngine : IConcordStore
         {
             if (_disposed) return;
             var now = _time.GetUtcNow();
-            while (_idempotencyExpiries.TryPeek(out var idem) && idem.Entry.ExpiresAt <= now)
-            {
-                _idempotencyExpiries.Dequeue();
-                if (idem.Ns.Idempotency.TryGetValue(idem.Entry.Key, out var current) && ReferenceEquals(current, idem.Entry))
-                    idem.Ns.Idempotency.Remove(idem.Entry.Key);
-            }
+            while (_idempotencyExpiries.TryPeek(out var idem) && idem.Entry.ExpiresAt <= now) ForgetOldestIdempotency();
             Dictionary<NamespaceState, List<ConcordRecord>>? expired = null;
             while (_expiries.TryPeek(out var item, out var at) && at <= now.UtcTicks)
             {
@@ -558,8 +596,7 @@ public sealed class ConcordEngine : IConcordStore
             foreach (var idem in ns.Idempotency)
             {
                 if (idem.ExpiresAt <= now) continue;
-                state.Idempotency[idem.Key] = idem;
-                _idempotencyExpiries.Enqueue((state, idem));
+                Remember(state, idem);
             }
             foreach (var (name, token) in ns.Fences) state.Fences[name] = token;
         }

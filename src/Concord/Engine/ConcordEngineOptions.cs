@@ -22,6 +22,15 @@ public sealed class ConcordEngineOptions
     public TimeSpan IdempotencyRetention { get; set; } = TimeSpan.FromHours(24);
 
     /// <summary>
+    /// Estimated memory the engine may spend on idempotency records (key, fingerprint and the stored result). When a
+    /// write rate would need more within <see cref="IdempotencyRetention"/>, the oldest records are forgotten early, so a
+    /// retry older than the shortened window runs again instead of replaying; <see cref="ConcordEngine.GetIdempotencyStats"/>
+    /// and the <c>concord.idempotency.evictions</c> counter show when that happens. Size it as write rate × wanted window
+    /// × record size (about 300 bytes plus the written values). <value>Default: 256 MiB.</value>
+    /// </summary>
+    public long IdempotencyMemoryLimit { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>
     /// How many recent revisions stay readable (snapshot reads, watch from a revision). Older versions are
     /// compacted automatically. <value>Default: 10,000.</value>
     /// </summary>
@@ -54,6 +63,7 @@ public sealed class ConcordEngineOptions
     {
         if (MaxValueBytes is < 16 or > 256 * 1024 * 1024) throw new ArgumentException("MaxValueBytes must be between 16 B and 256 MiB", nameof(MaxValueBytes));
         if (IdempotencyRetention <= TimeSpan.Zero) throw new ArgumentException("IdempotencyRetention must be positive", nameof(IdempotencyRetention));
+        if (IdempotencyMemoryLimit < 64 * 1024) throw new ArgumentException("IdempotencyMemoryLimit must be at least 64 KiB", nameof(IdempotencyMemoryLimit));
         if (RetainedRevisions < 1) throw new ArgumentException("RetainedRevisions must be at least 1", nameof(RetainedRevisions));
         if (ExpirySweepInterval <= TimeSpan.Zero) throw new ArgumentException("ExpirySweepInterval must be positive", nameof(ExpirySweepInterval));
         if (SnapshotEveryBytes < 4096) throw new ArgumentException("SnapshotEveryBytes must be at least 4 KiB", nameof(SnapshotEveryBytes));

@@ -10,6 +10,18 @@ namespace Concord.Server.Tests.Http;
 public sealed class LimitsAndSecretsTests
 {
     [Fact]
+    public async Task Enqueue_QueueAtMaxQueueTasks_Returns429QueueFullWithRetryAfter()
+    {
+        await using var host = await ServerHost.StartAsync(o => o.MaxQueueTasks = 1);
+        using (var first = await host.Client.SendAsync(HttpMethod.Post, "v1/ns/a/queues/jobs/tasks", """{"payload":{"n":1}}"""))
+            Assert.Equal(System.Net.HttpStatusCode.Created, first.StatusCode);
+        using var second = await host.Client.SendAsync(HttpMethod.Post, "v1/ns/a/queues/jobs/tasks", """{"payload":{"n":2}}""");
+        var problem = await second.AssertProblemAsync(429, "queue-full");
+        Assert.Contains("jobs", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.NotNull(second.Headers.RetryAfter);
+    }
+
+    [Fact]
     public async Task Put_BodyOverTheLimit_Returns413BodyTooLarge()
     {
         await using var host = await ServerHost.StartAsync(o => o.MaxRequestBodyBytes = 4096);

@@ -48,6 +48,9 @@ internal sealed class QueueKeys
     /// <summary><c>m/{group}/{seq}</c> → task id: a group's unfinished tasks in FIFO order; the first is the head.</summary>
     public string Members { get; }
 
+    /// <summary><c>n</c>: {"tasks": unfinished tasks}, kept by atomic increments in the same transactions that add and remove tasks.</summary>
+    public string Count => Root + "n";
+
     public string Task(string id) => Tasks + id;
 
     public static string Band(int priority) => (2147483647L - priority).ToString("D10", System.Globalization.CultureInfo.InvariantCulture);

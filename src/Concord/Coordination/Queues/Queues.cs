@@ -121,6 +121,14 @@ public sealed record QueueServiceOptions
     /// <summary>Index entries read per page while looking for a task to lease. <value>Default: 32.</value></summary>
     public int PageSize { get; init; } = 32;
 
+    /// <summary>
+    /// Unfinished tasks (ready, delayed, waiting, leased and dead) one queue may hold; an enqueue beyond it returns
+    /// <see cref="EnqueueStatus.QueueFull"/> (HTTP 429 <c>queue-full</c>) and <see cref="IQueueService.PrepareEnqueueAsync"/>
+    /// throws <see cref="QueueFullException"/>. The count is checked before the enqueue's transaction, so concurrent
+    /// producers can overshoot it by at most their number. Null: no limit. <value>Default: 1,000,000.</value>
+    /// </summary>
+    public int? MaxTasks { get; init; } = 1_000_000;
+
     /// <summary>Compare-and-swap attempts of one operation before it gives up with <see cref="ContentionException"/>. <value>Default: 1,000.</value></summary>
     public int MaxCasAttempts { get; init; } = 1000;
 
@@ -130,6 +138,7 @@ public sealed record QueueServiceOptions
         if (DefaultMaxAttempts < 1) throw new ArgumentException("DefaultMaxAttempts must be at least 1", nameof(DefaultMaxAttempts));
         if (DedupWindow is { } w && w <= TimeSpan.Zero) throw new ArgumentException("DedupWindow must be positive", nameof(DedupWindow));
         if (PageSize is < 1 or > 1000) throw new ArgumentException("PageSize must be between 1 and 1000", nameof(PageSize));
+        if (MaxTasks is < 1) throw new ArgumentException("MaxTasks must be at least 1", nameof(MaxTasks));
         if (MaxCasAttempts < 1) throw new ArgumentException("MaxCasAttempts must be at least 1", nameof(MaxCasAttempts));
     }
 }
@@ -263,11 +272,17 @@ public enum EnqueueStatus
 
     /// <summary>The dedup id was already used within the window; nothing was created.</summary>
     Duplicate,
+
+    /// <summary>
+    /// The queue holds <see cref="QueueServiceOptions.MaxTasks"/> unfinished tasks (dead letters included); nothing was
+    /// created. Back off, or drain the dead letters.
+    /// </summary>
+    QueueFull,
 }
 
 /// <summary>The outcome of <see cref="IQueueService.EnqueueAsync"/>.</summary>
 /// <param name="Status">Enqueued or duplicate.</param>
-/// <param name="TaskId">The new task, or the task the dedup id refers to (which may since have completed).</param>
+/// <param name="TaskId">The new task, or the task the dedup id refers to (which may since have completed); empty when the queue was full.</param>
 /// <param name="Revision">Commit revision (or the revision the duplicate was detected at).</param>
 public sealed record EnqueueResult(EnqueueStatus Status, string TaskId, long Revision)
 {

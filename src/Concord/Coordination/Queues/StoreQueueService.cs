@@ -68,6 +68,11 @@ public sealed class StoreQueueService : IQueueService
         // The producer span is current while the task is built, so the task carries its trace context for the consumer's link.
         using var activity = ConcordTelemetry.ActivitySource.StartActivity("concord.queue.enqueue", ActivityKind.Producer);
         var doc = NewTask(keys, payload, options);
+        if (await FullAsync(ns, keys, cancellationToken).ConfigureAwait(false) is { } full)
+        {
+            activity?.SetTag("concord.queue.full", true);
+            return new EnqueueResult(EnqueueStatus.QueueFull, "", full.Revision);
+        }
         for (var attempt = 1; attempt <= _options.MaxCasAttempts; attempt++)
         {
             var ops = await EnqueueOpsAsync(ns, keys, doc, cancellationToken).ConfigureAwait(false);
@@ -94,6 +99,8 @@ public sealed class StoreQueueService : IQueueService
     {
         var keys = new QueueKeys(queue);
         var doc = NewTask(keys, payload, options ?? new EnqueueOptions());
+        if (await FullAsync(ns, keys, cancellationToken).ConfigureAwait(false) is { } full)
+            throw new QueueFullException(queue, full.Tasks, _options.MaxTasks!.Value);
         return new PreparedEnqueue(doc.Id, await EnqueueOpsAsync(ns, keys, doc, cancellationToken).ConfigureAwait(false));
     }
 
@@ -127,7 +134,23 @@ public sealed class StoreQueueService : IQueueService
         var ops = new List<TxnOp>(6);
         if (doc.DedupId is not null) ops.Add(TxnOp.Put(keys.Dedup(doc.DedupId), QueueKeys.IdValue(doc.Id), Expect.Absent, _options.DedupWindow));
         await AddToQueueOpsAsync(ns, keys, doc, null, ops, cancellationToken).ConfigureAwait(false);
+        ops.Add(CountOp(keys, +1));
         return ops;
+    }
+
+    private static readonly JsonPatch CountUp = JsonPatch.Create().Increment("/tasks", 1);
+    private static readonly JsonPatch CountDown = JsonPatch.Create().Increment("/tasks", -1);
+
+    /// <summary>Moves the queue's task count (an atomic increment: no conflict between concurrent producers and consumers).</summary>
+    private static TxnOp CountOp(QueueKeys keys, int delta) => TxnOp.PatchKey(keys.Count, delta > 0 ? CountUp : CountDown);
+
+    /// <summary>The task count and the revision it was read at when the queue holds <see cref="QueueServiceOptions.MaxTasks"/> tasks; null otherwise.</summary>
+    private async ValueTask<(long Tasks, long Revision)?> FullAsync(string ns, QueueKeys keys, CancellationToken cancellationToken)
+    {
+        if (_options.MaxTasks is not { } max) return null;
+        var record = await _store.GetAsync(ns, keys.Count, null, cancellationToken).ConfigureAwait(false);
+        var tasks = record is not null && record.Value.ValueKind == JsonValueKind.Object && record.Value.TryGetProperty("tasks", out var n) && n.TryGetInt64(out var count) ? count : 0;
+        return tasks >= max ? (tasks, record!.Revision) : null;
     }
 
     /// <summary>
@@ -450,6 +473,7 @@ public sealed class StoreQueueService : IQueueService
         {
             TxnOp.Delete(record!.Key, Expect.Version(record.Version)),
             TxnOp.Delete(doc!.Index!, Expect.Exists),
+            CountOp(keys, -1),
         };
         if (doc.Group is not null) await AddGroupAdvanceOpsAsync(lease.Namespace, keys, doc, ops, cancellationToken).ConfigureAwait(false);
         return new PreparedQueueOps(ops, false, null);
@@ -616,7 +640,7 @@ public sealed class StoreQueueService : IQueueService
         {
             var record = await _store.GetAsync(ns, keys.Task(SysKeys.Segment(taskId, "Task id")), null, cancellationToken).ConfigureAwait(false);
             if (record is null || TaskDoc.From(record) is not { State: QueueTaskState.Dead } doc) return false;
-            var result = await TransactAsync(ns, [TxnOp.Delete(record.Key, Expect.Version(record.Version)), TxnOp.Delete(doc.Index!, Expect.Exists)], null, null, cancellationToken).ConfigureAwait(false);
+            var result = await TransactAsync(ns, [TxnOp.Delete(record.Key, Expect.Version(record.Version)), TxnOp.Delete(doc.Index!, Expect.Exists), CountOp(keys, -1)], null, null, cancellationToken).ConfigureAwait(false);
             if (result.IsApplied)
             {
                 QueueTelemetry.Acked(queue);

@@ -34,6 +34,12 @@ public abstract class QueueServiceTests : StoreTestBase
 
     protected static string Name(QueueLease lease) => lease.Payload.GetProperty("n").GetString()!;
 
+    /// <summary>
+    /// False when the service refuses PrepareAck/PrepareEnqueue (the native Redis queue: its changes cannot ride in a
+    /// store transaction); the tests then check the refusal is a clear exception and changes nothing.
+    /// </summary>
+    protected virtual bool SupportsPreparedOps => true;
+
     [Fact]
     public async Task EnqueueLeaseAck_OneTask_DeliveredOnceThenGone()
     {
@@ -52,6 +58,37 @@ public abstract class QueueServiceTests : StoreTestBase
         Assert.Null(await Queues.GetTaskAsync(Ns, "jobs", lease.TaskId, Ct));
         await AssertEmpty();
         Assert.Equal(0, (await Queues.GetStatsAsync(Ns, "jobs", Ct)).Total);
+    }
+
+    [Fact]
+    public async Task Enqueue_QueueAtMaxTasks_IsRefusedUntilATaskIsAckedOrADeadLetterDeleted()
+    {
+        var queues = CreateQueueService(new QueueServiceOptions { TimeProvider = Clock, DefaultMaxAttempts = 1, MaxTasks = 3 });
+        for (var i = 0; i < 3; i++) Assert.True((await queues.EnqueueAsync(Ns, "small", J($$"""{"n":"{{i}}"}"""), null, Ct)).IsEnqueued);
+
+        var full = await queues.EnqueueAsync(Ns, "small", J("""{"n":"x"}"""), null, Ct);
+        Assert.Equal(EnqueueStatus.QueueFull, full.Status);
+        Assert.Equal(3, (await queues.GetStatsAsync(Ns, "small", Ct)).Total); // nothing was created
+        if (SupportsPreparedOps)
+        {
+            var prepare = await Assert.ThrowsAsync<Concord.Coordination.QueueFullException>(async () => await queues.PrepareEnqueueAsync(Ns, "small", J("""{"n":"x"}"""), null, Ct));
+            Assert.Equal("small", prepare.Queue);
+        }
+        Assert.True((await queues.EnqueueAsync(Ns, "other", J("""{"n":"o"}"""), null, Ct)).IsEnqueued); // per queue
+
+        // An ack frees a slot.
+        var first = (await queues.LeaseAsync(Ns, "small", "c1", Vis, TimeSpan.Zero, Ct)).Lease!;
+        Assert.Equal(AckStatus.Acked, (await queues.AckAsync(first, cancellationToken: Ct)).Status);
+        Assert.True((await queues.EnqueueAsync(Ns, "small", J("""{"n":"3"}"""), null, Ct)).IsEnqueued);
+        Assert.Equal(EnqueueStatus.QueueFull, (await queues.EnqueueAsync(Ns, "small", J("""{"n":"x"}"""), null, Ct)).Status);
+
+        // A dead letter still counts; deleting it frees its slot.
+        var second = (await queues.LeaseAsync(Ns, "small", "c1", Vis, TimeSpan.Zero, Ct)).Lease!;
+        Assert.Equal(NackStatus.DeadLettered, (await queues.NackAsync(second, "boom", TimeSpan.Zero, Ct)).Status);
+        Assert.Equal(EnqueueStatus.QueueFull, (await queues.EnqueueAsync(Ns, "small", J("""{"n":"x"}"""), null, Ct)).Status);
+        Assert.True(await queues.DeleteDeadLetterAsync(Ns, "small", second.TaskId, Ct));
+        Assert.True((await queues.EnqueueAsync(Ns, "small", J("""{"n":"4"}"""), null, Ct)).IsEnqueued);
+        Assert.Equal(3, (await queues.GetStatsAsync(Ns, "small", Ct)).Total);
     }
 
     [Fact]
@@ -323,6 +360,13 @@ public abstract class QueueServiceTests : StoreTestBase
     {
         await Enqueue("""{"n":"a"}""");
         var lease = await LeaseOne();
+        if (!SupportsPreparedOps)
+        {
+            var refused = await Assert.ThrowsAsync<InvalidRequestException>(async () => await Queues.PrepareAckAsync(lease, Ct));
+            Assert.Contains("AckAsync(lease, effects)", refused.Message);
+            Assert.Equal(QueueTaskState.Leased, (await Queues.GetTaskAsync(Ns, "jobs", lease.TaskId, Ct))!.State);
+            return;
+        }
         var prepared = await Queues.PrepareAckAsync(lease, Ct);
         Assert.False(prepared.IsStale);
 
@@ -342,6 +386,13 @@ public abstract class QueueServiceTests : StoreTestBase
     {
         await Enqueue("""{"n":"step1"}""");
         var lease = await LeaseOne();
+        if (!SupportsPreparedOps)
+        {
+            var refused = await Assert.ThrowsAsync<InvalidRequestException>(async () => await Queues.PrepareEnqueueAsync(Ns, "jobs", J("""{"n":"step2"}"""), null, Ct));
+            Assert.Contains("not supported", refused.Message);
+            Assert.Equal(new QueueStats(0, 0, 0, 1, 0), await Queues.GetStatsAsync(Ns, "jobs", Ct));
+            return;
+        }
         var followUp = await Queues.PrepareEnqueueAsync(Ns, "jobs", J("""{"n":"step2"}"""), new EnqueueOptions { Group = "pipeline" }, Ct);
         var failed = await Queues.AckAsync(lease, [.. followUp.Ops, TxnOp.Put("x", J("1"), Expect.Version(2))], Ct);
         Assert.Equal(AckStatus.EffectConflict, failed.Status);
@@ -453,6 +504,14 @@ public sealed class EmbeddedQueueServiceTests : QueueServiceTests
 public sealed class RedisQueueServiceTests : QueueServiceTests
 {
     protected override TestBackend Backend => TestBackend.Redis;
+}
+
+/// <summary>The suite on the native Redis queue (<see cref="Concord.Redis.RedisQueueService"/>: streams, consumer groups, Lua).</summary>
+public sealed class RedisNativeQueueServiceTests : QueueServiceTests
+{
+    protected override TestBackend Backend => TestBackend.RedisNative;
+
+    protected override bool SupportsPreparedOps => false;
 }
 
 public sealed class HttpQueueServiceTests : QueueServiceTests

@@ -1,0 +1,634 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Concord.Coordination;
+using Concord.Coordination.Queues;
+using Concord.Diagnostics;
+using Concord.Internal;
+using StackExchange.Redis;
+
+namespace Concord.Redis;
+
+/// <summary>Settings of <see cref="RedisQueueService"/> that only the native Redis queue has.</summary>
+public sealed class RedisQueueOptions
+{
+    /// <summary>
+    /// How long a native ack (one without effects) is remembered so a retry after a lost reply reports
+    /// <see cref="AckResult.Replayed"/> instead of a stale receipt (an ack with effects is remembered by the store's
+    /// idempotency record instead). One small key per ack lives this long. <value>Default: 2 minutes.</value>
+    /// </summary>
+    public TimeSpan AckReplayWindow { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// Entries kept (approximately) in each queue's journal stream (<c>…|log</c>: enqueue, lease, ack, retry, dead, …
+    /// in commit order), for timelines and tests. Zero turns the journal off. <value>Default: 0.</value>
+    /// </summary>
+    public int JournalLength { get; set; }
+
+    /// <summary>A waiting lease looks again at least this often even without a notification (pub/sub is not guaranteed). <value>Default: 1 s.</value></summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    internal void Validate()
+    {
+        if (AckReplayWindow < TimeSpan.FromMilliseconds(1)) throw new ArgumentException("AckReplayWindow must be at least 1 ms", nameof(AckReplayWindow));
+        if (JournalLength < 0) throw new ArgumentException("JournalLength must not be negative", nameof(JournalLength));
+        if (PollInterval <= TimeSpan.Zero) throw new ArgumentException("PollInterval must be positive", nameof(PollInterval));
+    }
+}
+
+/// <summary>
+/// <see cref="IQueueService"/> natively on Redis data structures, with Redis Streams as the delivery mechanism: one
+/// stream per (queue, priority level) read through a consumer group, so a lease is an <c>XREADGROUP</c> and the group's
+/// pending entries list holds the tasks in flight; an ack is <c>XACK</c> + <c>XDEL</c>. A hash per task holds its
+/// payload, attempts, receipt and state; delayed tasks wait in a sorted set until due; a group's tasks wait in a list and
+/// only its head is ever in a stream; dead letters sit in their own sorted set with the reason in the task hash.
+/// Every state change is one Lua script, so it is atomic.
+/// </summary>
+/// <remarks>
+/// <para>
+/// <b>Visibility timeouts.</b> Each lease has its own deadline (now + the caller's visibility timeout, extendable) in a
+/// sorted set; the lease and reclaim scripts move expired leases back to their stream (or to the dead letters).
+/// <c>XAUTOCLAIM</c>'s idle time cannot express this: it is measured on the Redis server's clock from the last delivery,
+/// one threshold per call, so it can neither honour per-lease timeouts and extensions nor the injected
+/// <see cref="QueueServiceOptions.TimeProvider"/>. All semantic times come from that clock (microseconds, passed to the
+/// scripts); the server clock only orders stream entry ids and expires the garbage-collection TTLs of dedup entries.
+/// </para>
+/// <para>
+/// <b>Receipts.</b> Every lease gets a fresh receipt (<c>attempt.sequence.nonce</c>); ack, nack and extend check it inside their
+/// script, so a consumer whose lease expired and was reclaimed or re-leased is refused.
+/// </para>
+/// <para>
+/// <b>Ack with effects.</b> <see cref="AckAsync"/> with effects commits them through <see cref="RedisStore"/> (versions,
+/// idempotency, revisions, watch) and acks the task in the same Lua execution (a <see cref="RedisCommitHook"/> that checks
+/// the receipt before anything is written): both or neither. <see cref="PrepareAckAsync"/> and
+/// <see cref="PrepareEnqueueAsync"/> are refused: a native queue change cannot ride in a plain <see cref="TxnRequest"/>.
+/// </para>
+/// <para>
+/// <b>Waiting.</b> StackExchange.Redis does not run blocking commands (<c>XREADGROUP BLOCK</c>) on its multiplexer, so a
+/// waiting lease subscribes to the service's pub/sub channel (every script that makes a task ready publishes the queue)
+/// and re-runs the non-blocking lease script when notified, when the next delayed task or lease deadline is due, or every
+/// <see cref="RedisQueueOptions.PollInterval"/> in case a notification was lost.
+/// </para>
+/// <para>Thread-safe. Single Redis node, like <see cref="RedisStore"/>; durability is Redis's (see docs/backends.md).</para>
+/// </remarks>
+public sealed class RedisQueueService : IQueueService, IAsyncDisposable
+{
+    private readonly RedisStore _store;
+    private readonly IDatabase _db;
+    private readonly QueueServiceOptions _options;
+    private readonly RedisQueueOptions _redis;
+    private readonly TimeProvider _time;
+    private readonly string _prefix;
+    private readonly RedisChannel _channel;
+    private readonly ConcurrentDictionary<string, Signal> _signals = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _subscribeGate = new(1, 1);
+    private readonly Action<RedisChannel, RedisValue> _onNotify;
+    private volatile bool _subscribed;
+    private bool _disposed;
+
+    /// <summary>Creates the service over <paramref name="store"/> (its multiplexer, database and key prefix).</summary>
+    public RedisQueueService(RedisStore store, QueueServiceOptions? options = null, RedisQueueOptions? redisOptions = null)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        _options = options ?? new QueueServiceOptions();
+        _options.Validate();
+        _redis = redisOptions ?? new RedisQueueOptions();
+        _redis.Validate();
+        _store = store;
+        _db = store.Database;
+        _time = _options.TimeProvider;
+        _prefix = store.Prefix;
+        _channel = RedisChannel.Literal(_prefix + ":q:work");
+        _onNotify = (_, message) =>
+        {
+            if (_signals.TryGetValue((string)message!, out var s)) s.Pulse();
+        };
+    }
+
+    // ---------------------------------------------------------------- times and keys
+
+    private static long ToMicros(DateTimeOffset t) => (t.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / 10;
+
+    private static DateTimeOffset FromMicros(long us) => new(DateTimeOffset.UnixEpoch.UtcTicks + us * 10, TimeSpan.Zero);
+
+    private static string Str(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Now, truncated to the microseconds the scripts work in, so what we return equals what we store.</summary>
+    private DateTimeOffset Now() => FromMicros(ToMicros(_time.GetUtcNow()));
+
+    private string Base(string ns, string queue)
+    {
+        KeyRules.ValidateNamespace(ns);
+        SysKeys.ValidateName(queue, "Queue");
+        return $"{_prefix}:q:{ns}/{queue}|";
+    }
+
+    private List<RedisValue> Args(string @base, DateTimeOffset now) =>
+        [@base, Str(ToMicros(now)), _redis.JournalLength, (string)_channel!, _store.RevisionKey];
+
+    /// <summary>ARGV: the queue's task counter, the store's revision key. Returns both values (0 when unset).</summary>
+    private const string CountScript = "return { tonumber(redis.call('GET', ARGV[1]) or '0'), tonumber(redis.call('GET', ARGV[2]) or '0') }";
+
+    private async Task<RedisResult[]> RunAsync(string script, List<RedisValue> args)
+    {
+        try
+        {
+            return (RedisResult[])(await _db.ScriptEvaluateAsync(script, null, [.. args]).ConfigureAwait(false))!;
+        }
+        catch (RedisServerException e)
+        {
+            throw new StoreUnavailableException($"Redis refused the queue operation: {e.Message}", e, isTransient: e.Message.StartsWith("LOADING", StringComparison.Ordinal) || e.Message.StartsWith("BUSY", StringComparison.Ordinal));
+        }
+        catch (RedisException e)
+        {
+            throw new StoreUnavailableException($"Redis is unavailable: {e.Message}", e, isTransient: true);
+        }
+        catch (TimeoutException e)
+        {
+            throw new StoreUnavailableException($"Redis timed out: {e.Message}", e, isTransient: true);
+        }
+    }
+
+    private async Task<RedisResult> RunScalarAsync(string script, List<RedisValue> args)
+    {
+        try
+        {
+            return await _db.ScriptEvaluateAsync(script, null, [.. args]).ConfigureAwait(false);
+        }
+        catch (RedisServerException e)
+        {
+            throw new StoreUnavailableException($"Redis refused the queue operation: {e.Message}", e);
+        }
+        catch (RedisException e)
+        {
+            throw new StoreUnavailableException($"Redis is unavailable: {e.Message}", e, isTransient: true);
+        }
+        catch (TimeoutException e)
+        {
+            throw new StoreUnavailableException($"Redis timed out: {e.Message}", e, isTransient: true);
+        }
+    }
+
+    // ---------------------------------------------------------------- enqueue
+
+    /// <inheritdoc />
+    public async ValueTask<EnqueueResult> EnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var @base = Base(ns, queue);
+        options ??= new EnqueueOptions();
+        using var activity = ConcordTelemetry.ActivitySource.StartActivity("concord.queue.enqueue", ActivityKind.Producer);
+        if (payload.ValueKind == JsonValueKind.Undefined) throw new InvalidRequestException("The task payload is missing");
+        if (options.Delay < TimeSpan.Zero || options.Delay > TimeSpan.FromDays(366)) throw new InvalidRequestException("Enqueue delay must be between 0 and 366 days");
+        var maxAttempts = options.MaxAttempts ?? _options.DefaultMaxAttempts;
+        if (maxAttempts is < 1 or > 10_000) throw new InvalidRequestException("MaxAttempts must be between 1 and 10000");
+        if (options.DedupId is not null) _ = SysKeys.Segment(options.DedupId, "Dedup id");
+        if (options.Group is not null) _ = SysKeys.Segment(options.Group, "Group key");
+        if (_options.MaxTasks is { } max)
+        {
+            // The queue's unfinished tasks (dead letters included), kept by the scripts; checked before the enqueue, so
+            // concurrent producers can overshoot by their number.
+            var counts = await RunAsync(CountScript, [@base + "n", _store.RevisionKey]).ConfigureAwait(false);
+            if ((long)counts[0] >= max)
+            {
+                activity?.SetTag("concord.queue.full", true);
+                return new EnqueueResult(EnqueueStatus.QueueFull, "", (long)counts[1]);
+            }
+        }
+        var now = Now();
+        var id = Guid.CreateVersion7(now).ToString("N");
+        var args = Args(@base, now);
+        args.Add(id);
+        args.Add(payload.GetRawText());
+        args.Add(maxAttempts);
+        args.Add(options.Priority);
+        args.Add(options.Group ?? "");
+        args.Add(options.DedupId ?? "");
+        args.Add(_options.DedupWindow is { } w ? Str(ToMicros(now + w)) : "-1");
+        args.Add(_options.DedupWindow is { } window ? Str((long)Math.Ceiling(window.TotalMilliseconds)) : "");
+        args.Add(Str(ToMicros(now + options.Delay)));
+        args.Add(ConcordTelemetry.CurrentTraceParent() ?? "");
+        var r = await RunAsync(RedisQueueScripts.Enqueue, args).ConfigureAwait(false);
+        var taskId = (string)r[1]!;
+        var revision = (long)r[2];
+        if ((long)r[0] == 0)
+        {
+            QueueTelemetry.Duplicate(activity, ns, queue, taskId);
+            return new EnqueueResult(EnqueueStatus.Duplicate, taskId, revision);
+        }
+        QueueTelemetry.Enqueued(activity, ns, queue, taskId, options.Agent, false);
+        return new EnqueueResult(EnqueueStatus.Enqueued, taskId, revision);
+    }
+
+    /// <summary>
+    /// Refused: a native Redis enqueue is a Lua script over the queue's own keys, not an operation a
+    /// <see cref="TxnRequest"/> can carry, and writing a store record instead would not enqueue anything atomically.
+    /// </summary>
+    /// <exception cref="InvalidRequestException">Always.</exception>
+    public ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default) =>
+        throw new InvalidRequestException("PrepareEnqueue is not supported by the native Redis queue (RedisQueueService): its tasks live in Redis streams, not in store records a transaction can write. Enqueue after the transaction commits (with a dedup id to make it idempotent), or use StoreQueueService on this store for transactional enqueues");
+
+    // ---------------------------------------------------------------- lease
+
+    /// <inheritdoc />
+    public async ValueTask<LeaseResult> LeaseAsync(string ns, string queue, string consumer, TimeSpan visibilityTimeout, TimeSpan wait = default, CancellationToken cancellationToken = default)
+    {
+        var @base = Base(ns, queue);
+        ArgumentException.ThrowIfNullOrWhiteSpace(consumer);
+        ValidateVisibility(visibilityTimeout);
+        if (wait < TimeSpan.Zero || wait > TimeSpan.FromHours(1)) throw new InvalidRequestException("Lease wait must be between 0 and 1 hour");
+        var started = Now();
+        var waitUntil = started + wait;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            // Take the signal before looking, so a task made ready after our look wakes us.
+            var signal = wait > TimeSpan.Zero ? await SignalAsync(@base).ConfigureAwait(false) : null;
+            var now = Now();
+            var args = Args(@base, now);
+            args.Add(consumer);
+            args.Add(Str(ToMicros(now + visibilityTimeout)));
+            // The counter alone could repeat after a crash that loses the AOF tail (counter and lease roll back together,
+            // a consumer of the lost lease still holds its receipt): the nonce keeps receipts unique anyway.
+            args.Add(Guid.NewGuid().ToString("N")[..12]);
+            var r = await RunAsync(RedisQueueScripts.Lease, args).ConfigureAwait(false);
+            if ((long)r[0] == 1)
+            {
+                var lease = ToLease(ns, queue, Fields((RedisResult[])r[1]!), (long)r[2]);
+                QueueTelemetry.Leased(lease, started, Now());
+                return new LeaseResult(lease, null);
+            }
+            DateTimeOffset? nextWake = null;
+            foreach (var score in new[] { (string?)r[1], (string?)r[2] })
+            {
+                if (string.IsNullOrEmpty(score)) continue;
+                var at = FromMicros(long.Parse(score, NumberStyles.Integer, CultureInfo.InvariantCulture));
+                if (nextWake is null || at < nextWake) nextWake = at;
+            }
+            now = Now();
+            if (now >= waitUntil) return new LeaseResult(null, nextWake);
+            var wakeAt = nextWake is { } n && n < waitUntil ? n : waitUntil;
+            await WaitAsync(signal!, wakeAt - now, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static void ValidateVisibility(TimeSpan visibility)
+    {
+        if (visibility <= TimeSpan.Zero || visibility > TimeSpan.FromHours(12)) throw new InvalidRequestException("Visibility timeout must be between 0 and 12 hours");
+    }
+
+    private static Dictionary<string, string> Fields(RedisResult[] flat)
+    {
+        var fields = new Dictionary<string, string>(flat.Length / 2, StringComparer.Ordinal);
+        for (var i = 0; i + 1 < flat.Length; i += 2) fields[(string)flat[i]!] = (string)flat[i + 1]!;
+        return fields;
+    }
+
+    private static string? Opt(Dictionary<string, string> f, string name) => f.TryGetValue(name, out var v) && v.Length > 0 ? v : null;
+
+    private static long Long(Dictionary<string, string> f, string name) =>
+        Opt(f, name) is { } v ? long.Parse(v, NumberStyles.Integer, CultureInfo.InvariantCulture) : 0;
+
+    private static JsonElement Payload(Dictionary<string, string> f)
+    {
+        using var doc = JsonDocument.Parse(f["p"]);
+        return doc.RootElement.Clone();
+    }
+
+    private static QueueLease ToLease(string ns, string queue, Dictionary<string, string> f, long revision) => new()
+    {
+        Namespace = ns,
+        Queue = queue,
+        TaskId = IdOf(f),
+        Payload = Payload(f),
+        Receipt = f["r"],
+        Consumer = f["c"],
+        Attempt = (int)Long(f, "a"),
+        MaxAttempts = (int)Long(f, "m"),
+        Group = Opt(f, "g"),
+        Priority = (int)Long(f, "pr"),
+        EnqueuedAt = FromMicros(Long(f, "enq")),
+        Deadline = FromMicros(Long(f, "dl")),
+        LastError = Opt(f, "e"),
+        Revision = revision,
+        TraceParent = Opt(f, "tp"),
+    };
+
+    private static string IdOf(Dictionary<string, string> f) => f["tid"];
+
+    private static QueueTask ToTask(string queue, Dictionary<string, string> f) => new()
+    {
+        Queue = queue,
+        Id = IdOf(f),
+        Payload = Payload(f),
+        State = f["st"] switch
+        {
+            "leased" => QueueTaskState.Leased,
+            "waiting" => QueueTaskState.Waiting,
+            "dead" => QueueTaskState.Dead,
+            _ => QueueTaskState.Ready,
+        },
+        Attempts = (int)Long(f, "a"),
+        MaxAttempts = (int)Long(f, "m"),
+        Priority = (int)Long(f, "pr"),
+        Group = Opt(f, "g"),
+        DedupId = Opt(f, "dd"),
+        EnqueuedAt = FromMicros(Long(f, "enq")),
+        VisibleAt = FromMicros(Long(f, "vis")),
+        Consumer = Opt(f, "c"),
+        LeaseDeadline = f["st"] == "leased" ? FromMicros(Long(f, "dl")) : null,
+        LastError = Opt(f, "e"),
+        DeadAt = Opt(f, "dead") is not null ? FromMicros(Long(f, "dead")) : null,
+    };
+
+    // ---------------------------------------------------------------- waiting
+
+    /// <summary>Wakes waiting leases of one queue; a published message swaps in a fresh task for the next waiters.</summary>
+    private sealed class Signal
+    {
+        private readonly Lock _gate = new();
+        private TaskCompletionSource _tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Current
+        {
+            get
+            {
+                lock (_gate) return _tcs.Task;
+            }
+        }
+
+        public void Pulse()
+        {
+            TaskCompletionSource previous;
+            lock (_gate)
+            {
+                previous = _tcs;
+                _tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+            previous.TrySetResult();
+        }
+    }
+
+    private async ValueTask<Task> SignalAsync(string @base)
+    {
+        if (!_subscribed)
+        {
+            await _subscribeGate.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                if (!_subscribed)
+                {
+                    await _store.Multiplexer.GetSubscriber().SubscribeAsync(_channel, _onNotify).ConfigureAwait(false);
+                    _subscribed = true;
+                }
+            }
+            finally
+            {
+                _subscribeGate.Release();
+            }
+        }
+        return _signals.GetOrAdd(@base, static _ => new Signal()).Current;
+    }
+
+    private async Task WaitAsync(Task signal, TimeSpan due, CancellationToken cancellationToken)
+    {
+        if (due <= TimeSpan.Zero) return;
+        var poll = due < _redis.PollInterval ? due : _redis.PollInterval;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var delay = Task.Delay(poll, _time, cts.Token);
+        await Task.WhenAny(delay, signal).ConfigureAwait(false);
+        await cts.CancelAsync().ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    // ---------------------------------------------------------------- ack, nack, extend
+
+    private static string StaleMessage(QueueLease lease, string why) => why == "gone"
+        ? $"task '{lease.TaskId}' is no longer in queue '{lease.Queue}' (already acked, or deleted)"
+        : $"receipt {lease.Receipt} of '{lease.Consumer}' for task '{lease.TaskId}' is stale: its lease ended (visibility timeout expired and the task was reclaimed, or it was nacked) and the task is now {why}";
+
+    /// <inheritdoc />
+    public async ValueTask<AckResult> AckAsync(QueueLease lease, IReadOnlyList<TxnOp>? effects = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        cancellationToken.ThrowIfCancellationRequested();
+        var @base = Base(lease.Namespace, lease.Queue);
+        var now = Now();
+        var args = Args(@base, now);
+        args.Add(lease.TaskId);
+        args.Add(lease.Receipt);
+        if (effects is null || !effects.Any(o => o.Kind != TxnOpKind.Get))
+        {
+            // Nothing to write in the store: the ack is one queue script.
+            args.Add(Str((long)Math.Ceiling(_redis.AckReplayWindow.TotalMilliseconds)));
+            var r = await RunAsync(RedisQueueScripts.Ack, args).ConfigureAwait(false);
+            switch ((long)r[0])
+            {
+                case 1:
+                    QueueTelemetry.Acked(lease.Queue);
+                    return new AckResult(AckStatus.Acked, (long)r[1], null, -1, null);
+                case 2:
+                    return new AckResult(AckStatus.Acked, (long)r[1], null, -1, null) { Replayed = true };
+                default:
+                    return new AckResult(AckStatus.StaleReceipt, 0, null, -1, StaleMessage(lease, (string)r[1]!));
+            }
+        }
+
+        // Effects: the store commits them and, in the same script, the hook checks the receipt first and acks after.
+        var idempotency = $"concord:queue-ack:{lease.Queue}/{lease.TaskId}/{lease.Receipt}";
+        var hook = new RedisCommitHook { Lua = RedisQueueScripts.AckHook, Args = args };
+        TxnResult result;
+        try
+        {
+            result = await _store.TransactWithHookAsync(lease.Namespace, new TxnRequest { Then = [.. effects] },
+                new WriteOptions { Agent = lease.Consumer, IdempotencyKey = idempotency, LogicalOperation = idempotency }, hook, cancellationToken).ConfigureAwait(false);
+        }
+        catch (CommitHookRefusedException e)
+        {
+            return new AckResult(AckStatus.StaleReceipt, 0, null, -1, StaleMessage(lease, e.Message["stale:".Length..]));
+        }
+        if (result.IsApplied)
+        {
+            if (!result.Replayed) QueueTelemetry.Acked(lease.Queue);
+            return new AckResult(AckStatus.Acked, result.Revision, null, -1, null) { Replayed = result.Replayed };
+        }
+        // An effect's expectation failed. A stale receipt wins (as in StoreQueueService): the lease is not held any more.
+        if (await StaleAsync(@base, lease).ConfigureAwait(false) is { } stale)
+            return new AckResult(AckStatus.StaleReceipt, 0, null, -1, StaleMessage(lease, stale));
+        var index = result.FailedOpIndex;
+        return new AckResult(AckStatus.EffectConflict, result.Revision, result.Conflict, index,
+            $"effect operation {index} was refused ({result.Conflict!.Message}); nothing was applied and the lease is still held");
+    }
+
+    /// <summary>Why the receipt of <paramref name="lease"/> is not current, or null when it is.</summary>
+    private async Task<string?> StaleAsync(string @base, QueueLease lease)
+    {
+        var t = await _db.HashGetAsync(@base + "t:" + lease.TaskId, ["st", "r", "c", "a"]).ConfigureAwait(false);
+        if (t[0].IsNull) return "gone";
+        if ((string?)t[0] == "leased" && (string?)t[1] == lease.Receipt) return null;
+        return (string?)t[0] == "leased" ? $"leased by '{t[2]}' (attempt {t[3]})" : (string)t[0]!;
+    }
+
+    /// <summary>
+    /// Refused: the ack is a change of the queue's Redis structures, which a plain <see cref="TxnRequest"/> cannot
+    /// carry; acking separately after the caller's commit would not be atomic. Use <see cref="AckAsync"/> with the
+    /// transaction's operations as effects (same atomicity, one Lua execution).
+    /// </summary>
+    /// <exception cref="InvalidRequestException">Always.</exception>
+    public ValueTask<PreparedQueueOps> PrepareAckAsync(QueueLease lease, CancellationToken cancellationToken = default) =>
+        throw new InvalidRequestException("PrepareAck is not supported by the native Redis queue (RedisQueueService): the ack changes Redis streams that a store transaction cannot carry. Pass the transaction's operations to AckAsync(lease, effects): the effects and the ack commit in one atomic Lua execution");
+
+    /// <inheritdoc />
+    public async ValueTask<NackResult> NackAsync(QueueLease lease, string? reason = null, TimeSpan delay = default, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (delay < TimeSpan.Zero || delay > TimeSpan.FromDays(366)) throw new InvalidRequestException("Nack delay must be between 0 and 366 days");
+        var now = Now();
+        var args = Args(Base(lease.Namespace, lease.Queue), now);
+        args.Add(lease.TaskId);
+        args.Add(lease.Receipt);
+        args.Add(reason ?? $"nacked by '{lease.Consumer}'");
+        args.Add(Str(ToMicros(now + delay)));
+        var r = await RunAsync(RedisQueueScripts.Nack, args).ConfigureAwait(false);
+        if ((long)r[0] == 0) return new NackResult(NackStatus.StaleReceipt, 0, StaleMessage(lease, (string)r[1]!));
+        var dead = (long)r[1] == 1;
+        if (dead) QueueTelemetry.DeadLettered(lease.Queue);
+        return new NackResult(dead ? NackStatus.DeadLettered : NackStatus.Requeued, (long)r[2], null);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<ExtendResult> ExtendAsync(QueueLease lease, TimeSpan visibilityTimeout, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        cancellationToken.ThrowIfCancellationRequested();
+        ValidateVisibility(visibilityTimeout);
+        var now = Now();
+        var deadline = now + visibilityTimeout;
+        var args = Args(Base(lease.Namespace, lease.Queue), now);
+        args.Add(lease.TaskId);
+        args.Add(lease.Receipt);
+        args.Add(Str(ToMicros(deadline)));
+        var r = await RunAsync(RedisQueueScripts.Extend, args).ConfigureAwait(false);
+        return (long)r[0] == 0
+            ? new ExtendResult(null, StaleMessage(lease, (string)r[1]!))
+            : new ExtendResult(lease with { Deadline = deadline, Revision = (long)r[1] }, null);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<int> ReclaimExpiredAsync(string ns, string queue, CancellationToken cancellationToken = default)
+    {
+        var @base = Base(ns, queue);
+        const int batch = 1000;
+        var total = 0;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var args = Args(@base, Now());
+            args.Add(batch);
+            var r = await RunAsync(RedisQueueScripts.Reclaim, args).ConfigureAwait(false);
+            var n = (int)(long)r[0];
+            for (var i = 0; i < n; i++) QueueTelemetry.LeaseLost(queue, i < (long)r[1]);
+            total += n;
+            if (n < batch) return total;
+        }
+    }
+
+    // ---------------------------------------------------------------- inspection and dead letters
+
+    /// <inheritdoc />
+    public async ValueTask<QueueTask?> GetTaskAsync(string ns, string queue, string taskId, CancellationToken cancellationToken = default)
+    {
+        var @base = Base(ns, queue);
+        ArgumentException.ThrowIfNullOrWhiteSpace(taskId);
+        cancellationToken.ThrowIfCancellationRequested();
+        HashEntry[] entries;
+        try
+        {
+            entries = await _db.HashGetAllAsync(@base + "t:" + SysKeys.Segment(taskId, "Task id")).ConfigureAwait(false);
+        }
+        catch (RedisException e)
+        {
+            throw new StoreUnavailableException($"Redis is unavailable: {e.Message}", e, isTransient: true);
+        }
+        if (entries.Length == 0) return null;
+        return ToTask(queue, entries.ToDictionary(e => (string)e.Name!, e => (string)e.Value!, StringComparer.Ordinal));
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IReadOnlyList<QueueTask>> ListDeadLettersAsync(string ns, string queue, int limit = 100, CancellationToken cancellationToken = default)
+    {
+        var @base = Base(ns, queue);
+        if (limit is < 1 or > 10_000) throw new InvalidRequestException("Limit must be between 1 and 10000");
+        cancellationToken.ThrowIfCancellationRequested();
+        var args = Args(@base, Now());
+        args.Add(limit);
+        var r = await RunAsync(RedisQueueScripts.ListDead, args).ConfigureAwait(false);
+        return [.. r.Select(h => ToTask(queue, Fields((RedisResult[])h!)))];
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> RequeueDeadLetterAsync(string ns, string queue, string taskId, CancellationToken cancellationToken = default)
+    {
+        var args = Args(Base(ns, queue), Now());
+        args.Add(SysKeys.Segment(taskId, "Task id"));
+        cancellationToken.ThrowIfCancellationRequested();
+        return (long)await RunScalarAsync(RedisQueueScripts.Requeue, args).ConfigureAwait(false) == 1;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> DeleteDeadLetterAsync(string ns, string queue, string taskId, CancellationToken cancellationToken = default)
+    {
+        var args = Args(Base(ns, queue), Now());
+        args.Add(SysKeys.Segment(taskId, "Task id"));
+        cancellationToken.ThrowIfCancellationRequested();
+        var deleted = (long)await RunScalarAsync(RedisQueueScripts.DeleteDead, args).ConfigureAwait(false) == 1;
+        if (deleted) QueueTelemetry.Acked(queue);
+        return deleted;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<QueueStats> GetStatsAsync(string ns, string queue, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var r = await RunAsync(RedisQueueScripts.Stats, Args(Base(ns, queue), Now())).ConfigureAwait(false);
+        return new QueueStats((int)(long)r[0], (int)(long)r[1], (int)(long)r[2], (int)(long)r[3], (int)(long)r[4]);
+    }
+
+    /// <summary>The journal of a queue (see <see cref="RedisQueueOptions.JournalLength"/>): (event, task id, detail) in commit order.</summary>
+    internal async Task<IReadOnlyList<(string Event, string TaskId, string Detail)>> ReadJournalAsync(string ns, string queue)
+    {
+        var entries = await _db.StreamRangeAsync(Base(ns, queue) + "log").ConfigureAwait(false);
+        return [.. entries.Select(e => ((string)e["e"]!, (string)e["id"]!, (string)e["x"]!))];
+    }
+
+    /// <summary>Stops waking waiting leases (they still poll) and unsubscribes.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _subscribeGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_disposed) return;
+            _disposed = true;
+            if (_subscribed)
+            {
+                try
+                {
+                    await _store.Multiplexer.GetSubscriber().UnsubscribeAsync(_channel, _onNotify).ConfigureAwait(false);
+                }
+                catch (RedisException)
+                {
+                }
+                catch (ObjectDisposedException)
+                {
+                }
+            }
+        }
+        finally
+        {
+            _subscribeGate.Release();
+        }
+    }
+}
