@@ -970,7 +970,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
 
     /// <summary>
     /// Wakes waiting leases: this process's at once, other nodes' through NOTIFY, sent after the change committed as a
-    /// transaction of its own (no WAL flush, so the notification lock is held only briefly). A notification lost to a
+    /// transaction of its own with <c>synchronous_commit</c> off (no WAL flush wait, so the notification lock is held only briefly). A notification lost to a
     /// crash in between costs a waiting consumer at most <see cref="FallbackPoll"/>.
     /// </summary>
     private async Task NotifyAsync(string ns, string queue, CancellationToken cancellationToken)
@@ -978,7 +978,8 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
         Pulse();
         await Translate(async () =>
         {
-            await using var cmd = _ds.CreateCommand("SELECT pg_notify($1, $2)");
+            // NOTIFY assigns a transaction id, so its commit would wait for a WAL flush; nothing durable is written, so don't.
+            await using var cmd = _ds.CreateCommand("SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)");
             Add(cmd, _channel);
             Add(cmd, ns + "\n" + queue);
             await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);

@@ -56,6 +56,11 @@ internal static class BackendsReport
             + " `DELETE … WHERE id = (SELECT id … ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING` — delivery and completion in one statement,"
             + " with no lease, visibility timeout, retry count, dedup, group ordering, priority or change feed. Either loop enqueues one more task when its lease finds the queue empty.",
             "tasks/s", "tasks/s");
+        Section(md, load, "pgqueue", "Native queue on PostgreSQL (PostgresQueueService) vs the same SKIP LOCKED loop",
+            "Each consumer enqueues a task, leases one (30 s visibility) and acks it (no effects) through the native `PostgresQueueService`:"
+            + " three autocommit round trips (enqueue + NOTIFY after commit, lease = one `UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)`,"
+            + " ack = one `DELETE`), against the same two-statement loop on a table in the same database, runs interleaved.",
+            "tasks/s", "tasks/s");
 
         md.AppendLine("## Where the time goes");
         md.AppendLine();
@@ -82,7 +87,7 @@ internal static class BackendsReport
         return md.ToString();
     }
 
-    private static string Engine(string suite) => suite switch { "postgres" => "PostgreSQL", "redis" => "Redis", _ => "Queue on PostgreSQL" };
+    private static string Engine(string suite) => suite switch { "postgres" => "PostgreSQL", "redis" => "Redis", "pgqueue" => "Native queue on PostgreSQL", _ => "Queue on PostgreSQL" };
 
     private static void Section(StringBuilder md, LoadResults load, string suite, string title, string text, string concordUnit, string peerUnit)
     {
