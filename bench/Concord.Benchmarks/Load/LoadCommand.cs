@@ -12,7 +12,7 @@ internal static class LoadCommand
 {
     public static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
-    public const string Usage = "usage: load contention|durable|memory|all|backends|redis-queue [--quick] [--runs N] [--dir WORKDIR] [--out FILE.json] [--md FILE.md]";
+    public const string Usage = "usage: load contention|durable|memory|all|backends|redis-queue|pgqueue [--quick] [--runs N] [--dir WORKDIR] [--out FILE.json] [--md FILE.md]";
 
     public static int Run(string[] args)
     {
@@ -28,7 +28,7 @@ internal static class LoadCommand
                 case "--dir" when i + 1 < args.Length: dir = args[++i]; break;
                 case "--out" when i + 1 < args.Length: output = args[++i]; break;
                 case "--md" when i + 1 < args.Length: markdown = args[++i]; break;
-                case "contention" or "durable" or "memory" or "all" or "backends" or "redis-queue" when suite is null: suite = args[i]; break;
+                case "contention" or "durable" or "memory" or "all" or "backends" or "redis-queue" or "pgqueue" when suite is null: suite = args[i]; break;
                 default:
                     Console.Error.WriteLine($"unexpected argument '{args[i]}'\n{Usage}");
                     return 2;
@@ -55,6 +55,7 @@ internal static class LoadCommand
             if (suite is "memory" or "all") comparisons.AddRange(MemoryLoad.Run(settings, Log));
             if (suite is "backends") comparisons.AddRange(BackendsLoad.Run(settings, Log));
             if (suite is "redis-queue") comparisons.AddRange(BackendsLoad.RunRedisQueue(settings, Log));
+            if (suite is "pgqueue") comparisons.AddRange(BackendsLoad.RunNativeQueue(settings, Log).GetAwaiter().GetResult());
         }
         finally
         {

@@ -66,6 +66,11 @@ internal static class BackendsReport
             "As above, but every ack carries one effect (`increment /n` on a counter key), committed through `RedisStore` (version,"
             + " revision, change feed, idempotency record) in the same Lua execution as the ack.",
             "tasks/s", "tasks/s");
+        Section(md, load, "pgqueue", "Native queue on PostgreSQL (PostgresQueueService) vs the same SKIP LOCKED loop",
+            "Each consumer enqueues a task, leases one (30 s visibility) and acks it (no effects) through the native `PostgresQueueService`:"
+            + " three autocommit round trips (enqueue + NOTIFY after commit, lease = one `UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)`,"
+            + " ack = one `DELETE`), against the same two-statement loop on a table in the same database, runs interleaved.",
+            "tasks/s", "tasks/s");
 
         md.AppendLine("## Where the time goes");
         md.AppendLine();
@@ -93,7 +98,14 @@ internal static class BackendsReport
         return md.ToString();
     }
 
-    private static string Engine(string suite) => suite switch { "postgres" => "PostgreSQL", "redis" => "Redis", "redis-queue" or "redis-queue-effect" => "Queue on Redis", _ => "Queue on PostgreSQL" };
+    private static string Engine(string suite) => suite switch
+    {
+        "postgres" => "PostgreSQL",
+        "redis" => "Redis",
+        "redis-queue" or "redis-queue-effect" => "Queue on Redis",
+        "pgqueue" => "Native queue on PostgreSQL",
+        _ => "Queue on PostgreSQL",
+    };
 
     private static void Section(StringBuilder md, LoadResults load, string suite, string title, string text, string concordUnit, string peerUnit)
     {
