@@ -40,5 +40,8 @@ if ! dotnet run --project "$ROOT/samples/MultiAgent" -c Release --no-build; then
   status=1
 fi
 
+# FaultSuiteTests start the fault suite's private PostgreSQL (5439) and Redis (6389); stop them (no-op if never started).
+bash "$ROOT/scripts/fault-dbs.sh" down >/dev/null 2>&1 || true
+
 python3 "$ROOT/scripts/count-trx.py" "$RESULTS" || status=1
 exit $status

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using Concord.Faults;
 
-// concord-faults faults [--quick] [--backend embedded|postgres|redis|all] [--duration SECONDS] [--seed N] [--report FILE]
+// concord-faults faults [--quick] [--backend embedded|postgres|redis|all] [--duration SECONDS] [--seed N] [--clients N] [--nodes N] [--no-real-db] [--pg-idle-tx-timeout MS] [--report FILE]
 // concord-faults soak [--duration SECONDS] [--samples N] [--report FILE]
 var mode = args.Length > 0 && !args[0].StartsWith("--", StringComparison.Ordinal) ? args[0] : "faults";
 string? Arg(string name) => Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
@@ -34,14 +34,25 @@ var backends = (Arg("--backend") ?? "all") switch
 };
 var results = new List<FaultRunResult>();
 var skipped = new List<string>();
+// The suite's own PostgreSQL (5439) and Redis (6389), which the nemesis really restarts; without them (not root, tools
+// missing, --no-real-db) postgres/redis run against CONCORD_PG/CONCORD_REDIS with the database outage simulated at a proxy.
+PrivateDatabases? databases = null;
+if (!args.Contains("--no-real-db") && backends.Any(b => b is "postgres" or "redis"))
+{
+    (databases, var reason) = await PrivateDatabases.StartAsync(cts.Token);
+    if (reason is not null) skipped.Add($"real database restarts: {reason}; the database outage is simulated at a proxy instead");
+}
 foreach (var backend in backends)
 {
     var connection = backend switch
     {
-        "postgres" => Environment.GetEnvironmentVariable("CONCORD_PG"),
-        "redis" => Environment.GetEnvironmentVariable("CONCORD_REDIS"),
+        "postgres" => databases?.Postgres ?? Environment.GetEnvironmentVariable("CONCORD_PG"),
+        "redis" => databases?.Redis ?? Environment.GetEnvironmentVariable("CONCORD_REDIS"),
         _ => null,
     };
+    // A mitigation experiment: PostgreSQL aborts a transaction whose client went silent (a frozen serve node) after MS.
+    if (backend == "postgres" && Arg("--pg-idle-tx-timeout") is { } idle && connection is not null)
+        connection += $";Options=-c idle_in_transaction_session_timeout={idle}";
     if (backend != "embedded" && string.IsNullOrEmpty(connection))
     {
         skipped.Add($"{backend} (set CONCORD_{(backend == "postgres" ? "PG" : "REDIS")}; scripts/ensure-deps.sh does)");
@@ -52,14 +63,18 @@ foreach (var backend in backends)
         Backend = backend,
         Connection = connection,
         Duration = TimeSpan.FromSeconds(double.Parse(Arg("--duration") ?? (quick ? "15" : "60"), CultureInfo.InvariantCulture)),
+        Clients = int.Parse(Arg("--clients") ?? "6", CultureInfo.InvariantCulture),
         Seed = int.Parse(Arg("--seed") ?? "1", CultureInfo.InvariantCulture),
+        Databases = backend == "embedded" ? null : databases,
+        Nodes = int.Parse(Arg("--nodes") ?? "2", CultureInfo.InvariantCulture),
         Log = Console.Out,
-        HistoryPath = report is null ? null : Path.Combine(Path.GetDirectoryName(Path.GetFullPath(report))!, $"history-{backend}.jsonl"),
+        // Next to the report and named after it, so a second report in the same directory keeps the first one's histories.
+        HistoryPath = report is null ? null : Path.Combine(Path.GetDirectoryName(Path.GetFullPath(report))!, $"{Path.GetFileNameWithoutExtension(report)}-history-{backend}.jsonl"),
     };
-    Console.WriteLine($"fault run: {backend}, {options.Duration.TotalSeconds:F0} s, {options.Clients} clients, seed {options.Seed}");
+    Console.WriteLine($"fault run: {backend}, {options.Duration.TotalSeconds:F0} s, {options.Clients} clients over {options.ServeNodes} serve node(s), seed {options.Seed}{(options.Databases is null ? "" : ", real database restarts")}");
     var result = await FaultRun.RunAsync(options, cts.Token);
     results.Add(result);
-    foreach (var v in result.Verdicts) Console.WriteLine($"  {(v.Passed ? "PASS" : "FAIL")} {v.Property}: {v.Detail}");
+    foreach (var v in result.Verdicts) Console.WriteLine($"  {v.Label} {v.Property}: {v.Detail}");
 }
 var text = Reports.Faults(results, skipped);
 Console.WriteLine(text);

@@ -19,7 +19,32 @@ public sealed partial class ServeProcess : IAsyncDisposable
     private readonly string[] _args;
     private Process? _process;
 
-    private ServeProcess(string[] args) => _args = args;
+    // Children must not outlive the runner (a timeout or Ctrl-C would otherwise leave a SIGSTOPped server behind).
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<ServeProcess, bool> Live = new();
+
+    static ServeProcess() => AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+    {
+        foreach (var serve in Live.Keys)
+        {
+            try
+            {
+                if (serve._process is { HasExited: false } p)
+                {
+                    Signal(p.Id, SigCont);
+                    Signal(p.Id, SigKill);
+                }
+            }
+            catch (InvalidOperationException)
+            {
+            }
+        }
+    };
+
+    private ServeProcess(string[] args)
+    {
+        _args = args;
+        Live[this] = true;
+    }
 
     public int Port { get; private set; }
 
@@ -168,5 +193,6 @@ public sealed partial class ServeProcess : IAsyncDisposable
             p.Dispose();
             _process = null;
         }
+        Live.TryRemove(this, out _);
     }
 }
