@@ -10,7 +10,7 @@ namespace Concord.Benchmarks.Load;
 /// </summary>
 internal static class LoadCommand
 {
-    public static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+    public static readonly JsonSerializerOptions Json = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     public const string Usage = "usage: load contention|durable|memory|all|backends|peers|goodput|lab|curves [--quick] [--runs N] [--dir WORKDIR] [--out FILE.json] [--md FILE.md] [--no-servers] [--think MS]";
 
