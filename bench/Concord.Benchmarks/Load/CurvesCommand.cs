@@ -28,6 +28,7 @@ internal static class CurvesCommand
             {
                 points.AddRange(GoodputLoad.RunAsync(settings, Log).GetAwaiter().GetResult());
                 peers["think"] = GoodputLoad.Think.TotalMilliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                peers["timing:goodput"] = GoodputLoad.Timing(settings);
             }
             if (suite is "lab" or "curves") points.AddRange(LabLoad.Run(settings, Log));
         }

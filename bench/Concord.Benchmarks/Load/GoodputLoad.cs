@@ -31,9 +31,11 @@ internal static class GoodputLoad
 
     public static TimeSpan Think { get; set; } = TimeSpan.FromMilliseconds(2);
 
-    private static TimeSpan Window(LoadSettings s) => s.Quick ? TimeSpan.FromMilliseconds(150) : TimeSpan.FromSeconds(0.8);
+    public static string Timing(LoadSettings s) => $"{Window(s).TotalSeconds:0.##} s after {Warmup(s).TotalSeconds:0.##} s of warm-up";
 
-    private static TimeSpan Warmup(LoadSettings s) => s.Quick ? TimeSpan.FromMilliseconds(50) : TimeSpan.FromMilliseconds(200);
+    private static TimeSpan Window(LoadSettings s) => s.Quick ? TimeSpan.FromMilliseconds(150) : TimeSpan.FromSeconds(0.6);
+
+    private static TimeSpan Warmup(LoadSettings s) => s.Quick ? TimeSpan.FromMilliseconds(50) : TimeSpan.FromMilliseconds(150);
 
     public static async Task<List<CurvePoint>> RunAsync(LoadSettings settings, Action<string> log, int[]? agents = null, int[]? keySets = null)
     {

@@ -23,9 +23,9 @@ internal static class PeersLoad
 
     public static string? EtcdEndpoint => Environment.GetEnvironmentVariable("CONCORD_ETCD");
 
-    private static TimeSpan Window(LoadSettings s) => s.Quick ? TimeSpan.FromMilliseconds(150) : TimeSpan.FromSeconds(1);
+    private static TimeSpan Window(LoadSettings s) => s.Quick ? TimeSpan.FromMilliseconds(150) : TimeSpan.FromSeconds(0.8);
 
-    private static TimeSpan Warmup(LoadSettings s) => s.Quick ? TimeSpan.FromMilliseconds(50) : TimeSpan.FromMilliseconds(300);
+    private static TimeSpan Warmup(LoadSettings s) => s.Quick ? TimeSpan.FromMilliseconds(50) : TimeSpan.FromMilliseconds(200);
 
     public static async Task<(List<CurvePoint> Points, Dictionary<string, string> Peers, List<string> Notes)> RunAsync(LoadSettings settings, bool includeServers, Action<string> log)
     {
@@ -74,6 +74,7 @@ internal static class PeersLoad
             }
             else notes.Add("etcd not measured: CONCORD_ETCD is not set (scripts/bench.sh starts a private etcd and sets it).");
             foreach (var p in peers) versions[$"desc:{p.Name}"] = p.Description;
+            versions["timing:peers"] = $"{Window(settings).TotalSeconds:0.##} s after {Warmup(settings).TotalSeconds:0.##} s of warm-up";
 
             // Untimed round so nobody's first point pays for JIT compilation and connection set-up.
             foreach (var p in peers)
