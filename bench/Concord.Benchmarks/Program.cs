@@ -24,7 +24,8 @@ return args switch
 
 static int RunBenchmarkDotNet(string[] args)
 {
-    var config = DefaultConfig.Instance.AddExporter(JsonExporter.Brief);
+    // The generated benchmark project rebuilds Concord and its dependencies: on a busy shared machine that takes longer than the default 2 minutes.
+    var config = DefaultConfig.Instance.AddExporter(JsonExporter.Brief).WithBuildTimeout(TimeSpan.FromMinutes(10));
     var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, config);
     return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
 }

@@ -67,6 +67,9 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     public const string MarkerPrefix = "_sys/pgqueue/";
 
     private static readonly TimeSpan ReclaimInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>A waiting lease looks again at least this often, in case a notification was lost (listener reconnecting, a producer crashing between commit and NOTIFY).</summary>
+    private static readonly TimeSpan FallbackPoll = TimeSpan.FromSeconds(1);
     private readonly PostgresStore _store;
     private readonly NpgsqlDataSource _ds;
     private readonly QueueServiceOptions _options;
@@ -123,7 +126,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             return new EnqueueResult(EnqueueStatus.Duplicate, taskId, revision);
         }
         QueueTelemetry.Enqueued(activity, ns, queue, taskId, options.Agent, false);
-        if (spec.VisibleAt <= spec.EnqueuedAt) Pulse();
+        if (spec.VisibleAt <= spec.EnqueuedAt) await NotifyAsync(ns, queue, cancellationToken).ConfigureAwait(false);
         return new EnqueueResult(EnqueueStatus.Enqueued, taskId, revision);
     }
 
@@ -243,7 +246,10 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             batch.BatchCommands.Add(first);
         }
         batch.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT revision FROM {s}.meta WHERE id = 1"));
-        if (t.VisibleAt <= t.EnqueuedAt) batch.BatchCommands.Add(Notify(s, t.Ns, t.Queue));
+        // Inside a store commit the store notifies anyway; standalone enqueues notify after their commit (NotifyAsync), because
+        // a NOTIFY holds a cluster-wide lock from pre-commit to the end of the commit, fsync included: inside every enqueue
+        // it would serialize all enqueues and defeat group commit.
+        if (tx is not null && t.VisibleAt <= t.EnqueuedAt) batch.BatchCommands.Add(Notify(s, t.Ns, t.Queue));
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         if (t.Group is not null) await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         var enqueued = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
@@ -285,6 +291,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             var now = Now();
             if (now >= waitUntil) return new LeaseResult(null, nextWake);
             var wakeAt = nextWake is { } n && n < waitUntil ? n : waitUntil;
+            if (wakeAt > now + FallbackPoll) wakeAt = now + FallbackPoll;
             await WaitAsync(signal, wakeAt - now, cancellationToken).ConfigureAwait(false);
         }
     }
@@ -413,8 +420,12 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             {
                 stepRan = true;
                 stale = false;
-                var (deleted, _, _) = await AckCoreAsync(conn, tx, _s, lease, ct).ConfigureAwait(false);
-                if (deleted) return null;
+                var (deleted, promoted, _) = await AckCoreAsync(conn, tx, _s, lease, ct).ConfigureAwait(false);
+                if (deleted)
+                {
+                    if (promoted) await NotifyInAsync(conn, tx, _s, lease.Namespace, lease.Queue, ct).ConfigureAwait(false);
+                    return null;
+                }
                 stale = true;
                 return new CommitRefusal($"{MarkerPrefix}{lease.Queue}/a/{lease.TaskId}", ConflictKind.NotFound, StaleMessage(lease));
             }, cancellationToken).ConfigureAwait(false);
@@ -442,7 +453,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
         }).ConfigureAwait(false);
         if (!deleted) return new AckResult(AckStatus.StaleReceipt, 0, null, -1, StaleMessage(lease));
         QueueTelemetry.Acked(lease.Queue);
-        if (promoted) Pulse();
+        if (promoted) await NotifyAsync(lease.Namespace, lease.Queue, cancellationToken).ConfigureAwait(false);
         return new AckResult(AckStatus.Acked, revision, null, -1, null);
     }
 
@@ -537,7 +548,8 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
                 var spec = Deserialize<AckSpec>(change);
                 if (spec.Ns != commit.Namespace) return new CommitRefusal(key, ConflictKind.NotFound, $"ack prepared for namespace '{spec.Ns}' cannot commit in a transaction of '{commit.Namespace}'");
                 var lease = new QueueLease { Namespace = commit.Namespace, Queue = spec.Queue, TaskId = spec.Id, Receipt = spec.Receipt, Group = spec.Group, Consumer = "", Payload = default };
-                var (deleted, _, _) = await AckCoreAsync(conn, tx, s, lease, cancellationToken).ConfigureAwait(false);
+                var (deleted, promoted, _) = await AckCoreAsync(conn, tx, s, lease, cancellationToken).ConfigureAwait(false);
+                if (promoted) await NotifyInAsync(conn, tx, s, lease.Namespace, lease.Queue, cancellationToken).ConfigureAwait(false);
                 if (!deleted) return new CommitRefusal(key, ConflictKind.NotFound, $"receipt {spec.Receipt} for task '{spec.Id}' of queue '{spec.Queue}' is stale: the lease ended; prepare the ack again");
             }
             else throw new InvalidRequestException($"'{key}' is not a queue operation; keys under {MarkerPrefix} are reserved for the PostgreSQL queue");
@@ -585,7 +597,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
         }).ConfigureAwait(false);
         if (outcome.Item1 is not { } status) return new NackResult(NackStatus.StaleReceipt, 0, StaleMessage(lease));
         if (status == NackStatus.DeadLettered) QueueTelemetry.DeadLettered(lease.Queue);
-        Pulse();
+        await NotifyAsync(lease.Namespace, lease.Queue, cancellationToken).ConfigureAwait(false);
         return new NackResult(status, outcome.Item2, null);
     }
 
@@ -632,12 +644,6 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             UPDATE {_s}.queue_tasks SET receipt = NULL, deadline = NULL, last_error = $4, visible_at = $5, seq = nextval('{_s}.queue_seq')
             WHERE ns = $1 AND queue = $2 AND id = $3
             """, cancellationToken, ns, queue, row.Id, reason, (now + delay).UtcTicks).ConfigureAwait(false);
-        if (delay <= TimeSpan.Zero)
-        {
-            await using var notify = new NpgsqlBatch(conn, tx);
-            notify.BatchCommands.Add(Notify(_s, ns, queue));
-            await notify.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
         return false;
     }
 
@@ -715,7 +721,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
                 Add(dedup, now.UtcTicks);
                 await dedup.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
-            if (reclaimed > 0) Pulse();
+            if (reclaimed > 0) await NotifyAsync(ns, queue, cancellationToken).ConfigureAwait(false);
             return reclaimed;
         }).ConfigureAwait(false);
 
@@ -816,15 +822,10 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
                     group_key IS NOT NULL AND EXISTS (SELECT 1 FROM {_s}.queue_tasks t WHERE t.ns = $1 AND t.queue = $2 AND t.group_key = d.group_key),
                     group_key, 0, max_attempts, consumer, last_error, enqueued_at, dedup_id, trace_parent, payload FROM d
                 """, cancellationToken, ns, queue, taskId, now.UtcTicks).ConfigureAwait(false);
-            await using (var notify = new NpgsqlBatch(conn, tx))
-            {
-                notify.BatchCommands.Add(Notify(_s, ns, queue));
-                await notify.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            }
             await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
             return moved > 0;
         }).ConfigureAwait(false);
-        if (requeued) Pulse();
+        if (requeued) await NotifyAsync(ns, queue, cancellationToken).ConfigureAwait(false);
         return requeued;
     }
 
@@ -988,14 +989,38 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
                   AND NOT EXISTS (SELECT 1 FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND group_key = (SELECT key FROM g) AND NOT waiting)
                 ORDER BY seq LIMIT 1),
             u AS (UPDATE {s}.queue_tasks t SET waiting = false FROM n WHERE t.ns = $1 AND t.queue = $2 AND t.id = n.id RETURNING t.id)
-            SELECT pg_notify($4, $5) FROM u
+            SELECT id FROM u
             """);
         Add(cmd, ns);
         Add(cmd, queue);
         AddText(cmd, group);
-        Add(cmd, Channel(s));
-        Add(cmd, ns + "\n" + queue);
         return cmd;
+    }
+
+    /// <summary>
+    /// Wakes waiting leases: this process's at once, other nodes' through NOTIFY, sent after the change committed as a
+    /// transaction of its own with <c>synchronous_commit</c> off (no WAL flush wait, so the notification lock is held only briefly). A notification lost to a
+    /// crash in between costs a waiting consumer at most <see cref="FallbackPoll"/>.
+    /// </summary>
+    private async Task NotifyAsync(string ns, string queue, CancellationToken cancellationToken)
+    {
+        Pulse();
+        await Translate(async () =>
+        {
+            // NOTIFY assigns a transaction id, so its commit would wait for a WAL flush; nothing durable is written, so don't.
+            await using var cmd = _ds.CreateCommand("SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)");
+            Add(cmd, _channel);
+            Add(cmd, ns + "\n" + queue);
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            return true;
+        }).ConfigureAwait(false);
+    }
+
+    private static async Task NotifyInAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string s, string ns, string queue, CancellationToken cancellationToken)
+    {
+        await using var batch = new NpgsqlBatch(conn, tx);
+        batch.BatchCommands.Add(Notify(s, ns, queue));
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private static NpgsqlBatchCommand Notify(string s, string ns, string queue)

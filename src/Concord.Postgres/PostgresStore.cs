@@ -38,7 +38,9 @@ public sealed class PostgresStoreOptions
 /// <summary>
 /// <see cref="IConcordStore"/> natively on PostgreSQL. Several Concord nodes may share one database: every commit locks
 /// the single <c>meta</c> row, takes the next revision, writes the new versions, the change log and the idempotency
-/// record, and commits — so commits are totally ordered (linearizable) and the change feed has no gaps. The semantics
+/// record, and commits — so commits are totally ordered (linearizable) and the change feed has no gaps. Each node
+/// group-commits: requests queued together are evaluated in order and written as consecutive revisions in one
+/// transaction (one lock acquisition, one WAL flush). The semantics
 /// of each mutation are the embedded engine's own (<see cref="TxnEvaluator"/>), evaluated on rows read inside the
 /// transaction. Watchers are woken by LISTEN/NOTIFY.
 /// </summary>

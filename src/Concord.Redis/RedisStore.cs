@@ -41,11 +41,12 @@ public sealed class RedisStoreOptions
 }
 
 /// <summary>
-/// <see cref="IConcordStore"/> natively on Redis. A commit reads what the evaluation needs (one round trip), evaluates
-/// it with the engine's own semantics (<see cref="TxnEvaluator"/>), then runs one Lua script that applies the new
-/// versions, the change stream entry, the history, the index and the idempotency record atomically — only if the global
-/// revision is still the one read. Commits are therefore totally ordered (linearizable); a commit that lost the race is
-/// re-evaluated. Watchers read the change stream, woken by pub/sub.
+/// <see cref="IConcordStore"/> natively on Redis. Commits are group-committed: one loop per node reads what a batch of
+/// queued requests needs (one atomic script; skipped when the loop still remembers every row, see docs/backends.md),
+/// evaluates them in order with the engine's own semantics (<see cref="TxnEvaluator"/>), then runs one Lua script that
+/// applies their new versions, change stream entries, history, index and idempotency records as consecutive revisions
+/// atomically — only if the global revision is still the one read. Commits are therefore totally ordered
+/// (linearizable); a batch that lost the race is re-read and re-evaluated. Watchers read the change stream, woken by pub/sub.
 /// </summary>
 /// <remarks>
 /// <para>Durability is Redis's: with <c>appendonly yes</c> + <c>appendfsync always</c> nothing acknowledged is lost;
@@ -67,6 +68,12 @@ public sealed class RedisStore : IConcordStore
     private readonly Lock _pendingGate = new();
     private readonly Queue<PendingCommit> _pending = new();
     private bool _committing;
+    // Rows as of _cacheRevision, for batches that skip the read (speculation); touched only by the one running commit loop.
+    private readonly Dictionary<(string Ns, string Key), ConcordRecord?> _cache = [];
+    private long _cacheRevision = -1;
+    private long _cacheTicks;
+    private int _speculationPause;
+    private int _cacheInvalid;
     private readonly Lock _signalGate = new();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ITimer? _sweeper;
@@ -112,10 +119,15 @@ public sealed class RedisStore : IConcordStore
             throw;
         }
         var store = new RedisStore(mux, owns, options);
+        // A server that restarted may have lost its tail (appendfsync everysec): never speculate on rows seen before.
+        mux.ConnectionRestored += store.OnConnectionEvent;
+        mux.ConnectionFailed += store.OnConnectionEvent;
         await mux.GetSubscriber().SubscribeAsync(store._channel, (_, _) => store.PulseChanged()).ConfigureAwait(false);
         store._sweeper = store._time.CreateTimer(static s => _ = ((RedisStore)s!).SweepAsync(), store, store._semantics.ExpirySweepInterval, store._semantics.ExpirySweepInterval);
         return store;
     }
+
+    private void OnConnectionEvent(object? sender, ConnectionFailedEventArgs e) => Interlocked.Exchange(ref _cacheInvalid, 1);
 
     /// <summary>
     /// Refuses servers the store cannot be correct on: Redis Cluster (a commit's script touches keys of many slots), and a
@@ -400,11 +412,32 @@ public sealed class RedisStore : IConcordStore
         """;
 
     /// <summary>
-    /// One read–evaluate–commit attempt for a batch; null when another node committed between the read and the commit.
+    /// One read–evaluate–commit attempt for a batch; null when another writer committed between the read and the commit.
     /// Returns each request's <see cref="TxnResult"/> or the <see cref="ConcordException"/> its evaluation threw.
     /// </summary>
     private async Task<object[]?> AttemptBatchAsync(List<PendingCommit> batch)
     {
+        if (Volatile.Read(ref _cacheInvalid) == 1)
+        {
+            Interlocked.Exchange(ref _cacheInvalid, 0);
+            ClearCache();
+        }
+        if (_speculationPause > 0) _speculationPause--;
+        else if (CanSpeculate(batch))
+        {
+            // One round trip: evaluate against the rows this node last saw, and let the commit script's revision check
+            // prove they are still current (a batch of conflicts sends no commit but still checks the revision).
+            var speculated = Evaluate(batch, ViewsFromCache(batch), _cacheRevision, _cacheTicks, out var speculativeCommits);
+            if (await CommitAsync(speculativeCommits, _cacheRevision, HookOf(batch, speculativeCommits)).ConfigureAwait(false))
+            {
+                CacheCommits(speculativeCommits);
+                return speculated;
+            }
+            // Another writer (a node, the sweeper) committed since: read, and speculate less for a while.
+            ClearCache();
+            _speculationPause = 8;
+        }
+
         // The revision, every row and every idempotency record, read atomically: one consistent state at one instant.
         var args = new List<RedisValue>();
         foreach (var p in batch)
@@ -414,8 +447,9 @@ public sealed class RedisStore : IConcordStore
             if (p.Options.IdempotencyKey is { } ik) args.AddRange(["s", (string)IdempotencyKey(p.Ns, ik)!, ""]);
         }
         var read = (RedisResult[])(await Translate(() => _db.ScriptEvaluateAsync(ReadScript, [RevKey, TicksKey], [.. args])).ConfigureAwait(false))!;
-        var last = (long)read[0];
-        var lastTicks = (long)read[1];
+        var revision = (long)read[0];
+        var ticks = (long)read[1];
+        if (revision != _cacheRevision) ClearCache();
         var views = new Dictionary<string, BatchView>(StringComparer.Ordinal);
         var at = 2;
         var prefixesRead = false;
@@ -425,7 +459,9 @@ public sealed class RedisStore : IConcordStore
             foreach (var key in p.Keys)
             {
                 var row = read[at++];
-                if (!row.IsNull) view.Rows[key] = ParseRecord((string)row!);
+                var record = row.IsNull ? null : ParseRecord((string)row!);
+                if (record is not null) view.Rows[key] = record;
+                CacheRow(p.Ns, key, record);
             }
             if (p.Options.IdempotencyKey is not null)
             {
@@ -444,9 +480,29 @@ public sealed class RedisStore : IConcordStore
                 if (!view.Prefixes.ContainsKey(prefix)) view.Prefixes[prefix] = await PrefixModRevisionAsync(p.Ns, prefix).ConfigureAwait(false);
             }
         }
+        _cacheRevision = revision;
+        _cacheTicks = ticks;
 
+        var outcomes = Evaluate(batch, views, revision, ticks, out var commits);
+        // Nothing to write and everything read atomically: the answers (conflicts, replays) hold at the read's instant.
+        if (commits.Count == 0 && !prefixesRead) return outcomes;
+        if (!await CommitAsync(commits, revision, HookOf(batch, commits)).ConfigureAwait(false))
+        {
+            ClearCache();
+            return null;
+        }
+        CacheCommits(commits);
+        return outcomes;
+    }
+
+    /// <summary>The hook runs only with a commit (never for a replay or a conflict), and only a batch of one carries it.</summary>
+    private static RedisCommitHook? HookOf(List<PendingCommit> batch, List<CommitEntry> commits) => commits.Count > 0 && batch.Count == 1 ? batch[0].Hook : null;
+
+    /// <summary>Evaluates the batch in queue order, each request seeing the commits before it; returns the outcomes and the commits.</summary>
+    private object[] Evaluate(List<PendingCommit> batch, Dictionary<string, BatchView> views, long last, long lastTicks, out List<CommitEntry> commits)
+    {
         var outcomes = new object[batch.Count];
-        var commits = new List<CommitEntry>();
+        commits = [];
         for (var i = 0; i < batch.Count; i++)
         {
             var p = batch[i];
@@ -469,11 +525,68 @@ public sealed class RedisStore : IConcordStore
             lastTicks = commit.Time.UtcTicks;
             view.Apply(commit);
         }
-        // Nothing to write and everything read atomically: the answers (conflicts, replays) hold at the read's instant.
-        if (commits.Count == 0 && !prefixesRead) return outcomes;
-        // The hook runs only with a commit (never for a replay or a conflict), and only a batch of one carries it.
-        var hook = commits.Count > 0 && batch.Count == 1 ? batch[0].Hook : null;
-        return await CommitAsync(commits, (long)read[0], hook).ConfigureAwait(false) ? outcomes : null;
+        return outcomes;
+    }
+
+    // ------------------------------------------------------------------ speculation (state of the one running commit loop)
+
+    /// <summary>Most rows remembered for speculation.</summary>
+    private const int MaxCachedRows = 100_000;
+
+    /// <summary>
+    /// A batch can skip the read when every row it needs is remembered as of <see cref="_cacheRevision"/> and it needs
+    /// nothing else: no idempotency record (whose absence is not remembered) and no prefix revision.
+    /// </summary>
+    private bool CanSpeculate(List<PendingCommit> batch)
+    {
+        if (_cacheRevision < 0) return false;
+        foreach (var p in batch)
+        {
+            if (p.Options.IdempotencyKey is not null || p.Prefixes.Length > 0) return false;
+            foreach (var key in p.Keys)
+            {
+                if (!_cache.ContainsKey((p.Ns, key))) return false;
+            }
+        }
+        return true;
+    }
+
+    private Dictionary<string, BatchView> ViewsFromCache(List<PendingCommit> batch)
+    {
+        var views = new Dictionary<string, BatchView>(StringComparer.Ordinal);
+        foreach (var p in batch)
+        {
+            if (!views.TryGetValue(p.Ns, out var view)) views[p.Ns] = view = new BatchView();
+            foreach (var key in p.Keys)
+            {
+                if (_cache[(p.Ns, key)] is { } record) view.Rows[key] = record;
+            }
+        }
+        return views;
+    }
+
+    private void CacheRow(string ns, string key, ConcordRecord? record)
+    {
+        if (_cache.Count >= MaxCachedRows) _cache.Clear();
+        _cache[(ns, key)] = record;
+    }
+
+    /// <summary>Carries the remembered rows forward over this node's own commits (nobody else committed in between: the script checked).</summary>
+    private void CacheCommits(List<CommitEntry> commits)
+    {
+        if (commits.Count == 0) return;
+        foreach (var commit in commits)
+        {
+            foreach (var change in commit.Changes) CacheRow(commit.Namespace, change.Record.Key, change.Record);
+        }
+        _cacheRevision = commits[^1].Revision;
+        _cacheTicks = commits[^1].Time.UtcTicks;
+    }
+
+    private void ClearCache()
+    {
+        _cache.Clear();
+        _cacheRevision = -1;
     }
 
     /// <summary>Inclusive upper bound of keys under a prefix (lexicographic by UTF-8 bytes); default = unbounded.</summary>
@@ -760,6 +873,8 @@ public sealed class RedisStore : IConcordStore
         if (_stop.IsCancellationRequested) return;
         await _stop.CancelAsync().ConfigureAwait(false);
         if (_sweeper is not null) await _sweeper.DisposeAsync().ConfigureAwait(false);
+        _mux.ConnectionRestored -= OnConnectionEvent;
+        _mux.ConnectionFailed -= OnConnectionEvent;
         try
         {
             await _mux.GetSubscriber().UnsubscribeAsync(_channel).ConfigureAwait(false);

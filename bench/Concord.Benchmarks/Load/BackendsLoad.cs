@@ -39,6 +39,7 @@ internal static partial class BackendsLoad
     {
         var results = new List<Comparison>();
         results.AddRange(RunPostgres(settings, log).GetAwaiter().GetResult());
+        results.AddRange(RunNativeQueue(settings, log).GetAwaiter().GetResult());
         results.AddRange(RunRedis(settings, log).GetAwaiter().GetResult());
         results.AddRange(RunRedisQueue(settings, log));
         return results;
@@ -135,6 +136,115 @@ internal static partial class BackendsLoad
         return results;
     }
 
+    public static readonly int[] NativeQueueConsumerCounts = [1, 4, 16];
+    public const int BloatCycles = 10_000;
+
+    /// <summary>
+    /// The native queue (<see cref="PostgresQueueService"/>) against the raw SKIP LOCKED loop, alternating in the same run
+    /// on the same server, at 1/4/16 consumers; then table bloat after <see cref="BloatCycles"/> enqueue-lease-ack cycles.
+    /// </summary>
+    public static async Task<List<Comparison>> RunNativeQueue(LoadSettings settings, Action<string> log)
+    {
+        var results = new List<Comparison>();
+        var builder = new NpgsqlConnectionStringBuilder(PgConnection) { MaxPoolSize = 80 };
+        var schema = $"benchq_{Environment.ProcessId}";
+        try
+        {
+            await using var source = NpgsqlDataSource.Create(builder.ConnectionString);
+            await using var store = await PostgresStore.OpenAsync(new PostgresStoreOptions { DataSource = source, Schema = schema });
+            await using (var conn = await source.OpenConnectionAsync())
+                await Exec(conn, $"CREATE TABLE {schema}.bench_jobs (id bigserial PRIMARY KEY, payload text NOT NULL)");
+            await using var queues = new PostgresQueueService(store);
+            var payload = JsonDocument.Parse("""{"job":"resize","n":1}""").RootElement.Clone();
+            var server = await ServerInfoAsync(source);
+            foreach (var clients in NativeQueueConsumerCounts)
+            {
+                var native = new List<(double Rate, double Conflicts)>();
+                var peer = new List<(double Rate, double Conflicts)>();
+                for (var run = 0; run < settings.Runs; run++)
+                {
+                    var queue = $"n{clients}-{run}";
+                    native.Add(RunWorkers(clients, Warmup(settings), Duration(settings), run, (i, _) => QueueCycleAsync(queues, queue, payload, $"c{i}")));
+                    peer.Add(RunWorkers(clients, Warmup(settings), Duration(settings), run, (_, _) => SkipLockedCycleAsync(source, $"{schema}.bench_jobs")));
+                    log($"pgqueue  {clients,2} consumers run {run + 1}: native {native[^1].Rate,8:N0} tasks/s, SKIP LOCKED loop {peer[^1].Rate,8:N0} tasks/s");
+                }
+                results.Add(new Comparison("pgqueue", $"{clients} consumer{(clients == 1 ? "" : "s")}", "tasks/s", true,
+                    new Sample("PostgresQueueService (native): EnqueueAsync, LeaseAsync (30 s visibility), AckAsync", [.. native.Select(c => c.Rate)], new() { ["empty leases"] = [.. native.Select(c => c.Conflicts)] }),
+                    new Sample($"INSERT INTO jobs; DELETE FROM jobs WHERE id = (SELECT id FROM jobs ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING id, payload (autocommit each), same database, on {server}",
+                        [.. peer.Select(c => c.Rate)], new() { ["empty leases"] = [.. peer.Select(c => c.Conflicts)] }),
+                    new Target(AtLeast: 0.5, AtMost: null)));
+            }
+            await MeasureBloatAsync(source, queues, schema, payload, log);
+        }
+        finally
+        {
+            NpgsqlConnection.ClearAllPools();
+            await using var admin = new NpgsqlConnection(builder.ConnectionString);
+            await admin.OpenAsync();
+            await Exec(admin, $"DROP SCHEMA IF EXISTS {schema} CASCADE");
+        }
+        return results;
+    }
+
+    /// <summary>
+    /// <see cref="BloatCycles"/> enqueue-lease-ack cycles from 4 consumers on a fresh queue table and on a fresh raw table,
+    /// then pg_stat_user_tables (after the backends exit, so their counters are flushed) and the relation sizes, before and
+    /// after a manual VACUUM.
+    /// </summary>
+    private static async Task MeasureBloatAsync(NpgsqlDataSource source, PostgresQueueService queues, string schema, JsonElement payload, Action<string> log)
+    {
+        await using (var conn = await source.OpenConnectionAsync())
+        {
+            await Exec(conn, $"TRUNCATE {schema}.queue_tasks, {schema}.bench_jobs; SELECT pg_stat_reset_single_table_counters('{schema}.queue_tasks'::regclass); SELECT pg_stat_reset_single_table_counters('{schema}.bench_jobs'::regclass)");
+        }
+        const int consumers = 4;
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, consumers).Select(c => Task.Run(async () =>
+        {
+            for (var i = 0; i < BloatCycles / consumers; i++) await QueueCycleAsync(queues, "bloat", payload, $"c{c}");
+        })));
+        var nativeSeconds = clock.Elapsed.TotalSeconds;
+        clock.Restart();
+        await Task.WhenAll(Enumerable.Range(0, consumers).Select(_ => Task.Run(async () =>
+        {
+            for (var i = 0; i < BloatCycles / consumers; i++) await SkipLockedCycleAsync(source, $"{schema}.bench_jobs");
+        })));
+        var rawSeconds = clock.Elapsed.TotalSeconds;
+        source.Clear(); // backends flush their table statistics when they exit
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        foreach (var (label, table, seconds) in new[] { ("native queue_tasks", "queue_tasks", nativeSeconds), ("raw bench_jobs", "bench_jobs", rawSeconds) })
+        {
+            log($"bloat    {label}: {BloatCycles:N0} cycles from {consumers} consumers in {seconds:0.0} s; {await TableStatsAsync(source, schema, table)}");
+            await using (var conn = await source.OpenConnectionAsync()) await Exec(conn, $"VACUUM {schema}.{table}");
+            log($"bloat    {label} after VACUUM: {await TableSizeAsync(source, schema, table)}");
+        }
+    }
+
+    private static async Task<string> TableStatsAsync(NpgsqlDataSource source, string schema, string table)
+    {
+        await using var cmd = source.CreateCommand($"""
+            SELECT format('live rows %s, n_tup_ins %s, n_tup_upd %s (HOT %s), n_tup_del %s, n_dead_tup %s, autovacuums %s, heap %s kB, heap+indexes+toast %s kB',
+                (SELECT count(*) FROM {schema}.{table}), n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_dead_tup, autovacuum_count,
+                pg_relation_size(relid) / 1024, pg_total_relation_size(relid) / 1024)
+            FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = $2
+            """);
+        cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = schema });
+        cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = table });
+        return (string)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    private static async Task<string> TableSizeAsync(NpgsqlDataSource source, string schema, string table)
+    {
+        await using var cmd = source.CreateCommand($"SELECT format('heap %s kB, heap+indexes+toast %s kB', pg_relation_size('{schema}.{table}') / 1024, pg_total_relation_size('{schema}.{table}') / 1024)");
+        return (string)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    private static async Task<string> ServerInfoAsync(NpgsqlDataSource source)
+    {
+        await using var cmd = source.CreateCommand("SELECT 'PostgreSQL ' || current_setting('server_version') || ', synchronous_commit=' || current_setting('synchronous_commit') || ', fsync=' || current_setting('fsync') || ', shared_buffers=' || current_setting('shared_buffers')");
+        return (string)(await cmd.ExecuteScalarAsync())!;
+    }
+
     private static string PgbenchArgs(NpgsqlConnectionStringBuilder b, string db, int clients, TimeSpan duration) =>
         $"-N -n -c {clients} -j {Math.Min(clients, Environment.ProcessorCount)} -T {Math.Max(3, (int)duration.TotalSeconds)} -h {b.Host} -p {b.Port} -U {b.Username} {db}";
 
@@ -184,21 +294,21 @@ internal static partial class BackendsLoad
         }
     }
 
-    private static async Task<long> SkipLockedCycleAsync(NpgsqlDataSource source)
+    private static async Task<long> SkipLockedCycleAsync(NpgsqlDataSource source, string table = "bench_jobs")
     {
-        await using (var insert = source.CreateCommand("INSERT INTO bench_jobs (payload) VALUES ($1)"))
+        await using (var insert = source.CreateCommand($"INSERT INTO {table} (payload) VALUES ($1)"))
         {
             insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = """{"job":"resize","n":1}""" });
             await insert.ExecuteNonQueryAsync();
         }
         for (long attempts = 1; ; attempts++)
         {
-            await using var take = source.CreateCommand("DELETE FROM bench_jobs WHERE id = (SELECT id FROM bench_jobs ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING id, payload");
+            await using var take = source.CreateCommand($"DELETE FROM {table} WHERE id = (SELECT id FROM {table} ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING id, payload");
             await using (var reader = await take.ExecuteReaderAsync())
             {
                 if (await reader.ReadAsync()) return attempts;
             }
-            await using var again = source.CreateCommand("INSERT INTO bench_jobs (payload) VALUES ('{}')");
+            await using var again = source.CreateCommand($"INSERT INTO {table} (payload) VALUES ('{{}}')");
             await again.ExecuteNonQueryAsync(); // another worker took ours: add work rather than spin, as the Concord loop does
         }
     }

@@ -10,15 +10,16 @@ namespace Concord.Benchmarks.Load;
 /// </summary>
 internal static class LoadCommand
 {
-    public static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+    public static readonly JsonSerializerOptions Json = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
-    public const string Usage = "usage: load contention|durable|memory|all|backends|redis-queue [--quick] [--runs N] [--dir WORKDIR] [--out FILE.json] [--md FILE.md]";
+    public const string Usage = "usage: load contention|durable|memory|all|backends|redis-queue|pgqueue|peers|goodput|lab|curves [--quick] [--runs N] [--dir WORKDIR] [--out FILE.json] [--md FILE.md] [--no-servers] [--think MS]";
 
     public static int Run(string[] args)
     {
         string? suite = null, dir = null, output = null, markdown = null;
         int? runs = null;
         var quick = false;
+        var servers = true;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -28,7 +29,10 @@ internal static class LoadCommand
                 case "--dir" when i + 1 < args.Length: dir = args[++i]; break;
                 case "--out" when i + 1 < args.Length: output = args[++i]; break;
                 case "--md" when i + 1 < args.Length: markdown = args[++i]; break;
-                case "contention" or "durable" or "memory" or "all" or "backends" or "redis-queue" when suite is null: suite = args[i]; break;
+                case "--no-servers": servers = false; break;
+                case "--think" when i + 1 < args.Length && double.TryParse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture, out var ms) && ms >= 0:
+                    GoodputLoad.Think = TimeSpan.FromMilliseconds(ms); i++; break;
+                case "contention" or "durable" or "memory" or "all" or "backends" or "redis-queue" or "pgqueue" or "peers" or "goodput" or "lab" or "curves" when suite is null: suite = args[i]; break;
                 default:
                     Console.Error.WriteLine($"unexpected argument '{args[i]}'\n{Usage}");
                     return 2;
@@ -41,6 +45,10 @@ internal static class LoadCommand
         }
         var settings = LoadSettings.Create(quick, runs, dir);
         Directory.CreateDirectory(settings.WorkDirectory);
+        if (suite is "peers" or "goodput" or "lab" or "curves")
+        {
+            return CurvesCommand.Run(suite, settings, servers, output ?? Path.Combine("artifacts", "bench", quick ? "curves-quick.json" : "curves.json"), "load " + string.Join(' ', args), deleteWork: dir is null);
+        }
         output ??= Path.Combine("artifacts", "bench", quick ? "load-quick.json" : "load.json");
         var clock = Stopwatch.StartNew();
         var startedAt = DateTimeOffset.UtcNow;
@@ -55,6 +63,7 @@ internal static class LoadCommand
             if (suite is "memory" or "all") comparisons.AddRange(MemoryLoad.Run(settings, Log));
             if (suite is "backends") comparisons.AddRange(BackendsLoad.Run(settings, Log));
             if (suite is "redis-queue") comparisons.AddRange(BackendsLoad.RunRedisQueue(settings, Log));
+            if (suite is "pgqueue") comparisons.AddRange(BackendsLoad.RunNativeQueue(settings, Log).GetAwaiter().GetResult());
         }
         finally
         {

@@ -17,13 +17,15 @@ internal sealed class Phases
     public int Current => Volatile.Read(ref _phase);
 
     /// <summary>Runs the warm-up, then the measured window; returns the window's length in seconds.</summary>
-    public double Drive(TimeSpan warmup, TimeSpan duration)
+    public double Drive(TimeSpan warmup, TimeSpan duration, Action? atStart = null, Action? atEnd = null)
     {
         Thread.Sleep(warmup);
         var started = Stopwatch.GetTimestamp();
         Volatile.Write(ref _phase, Measuring);
+        atStart?.Invoke();
         Thread.Sleep(duration);
         Volatile.Write(ref _phase, Stopped);
+        atEnd?.Invoke();
         return Stopwatch.GetElapsedTime(started).TotalSeconds;
     }
 }

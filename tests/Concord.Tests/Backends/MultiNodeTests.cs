@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Concord.Client;
+using Concord.Coordination.Queues;
 using Concord.Lab.Checkers;
 using Concord.Lab.Checkers.Linearizability;
 using Concord.Lab.History;
@@ -101,6 +102,54 @@ public sealed class MultiNodeTests
         Assert.True(result.Verdict == Verdict.Valid, result.Explanation);
         // Both nodes really served writes.
         Assert.True(a.Requests > 0 && b.Requests > 0);
+    }
+
+    /// <summary>
+    /// Two <c>concord serve --backend redis</c> nodes serve one native queue (<c>RedisQueueService</c> on the shared Redis):
+    /// consumers on both nodes lease and ack with an effect; every task's effect is applied exactly once and nothing is
+    /// left, and the tasks really went through the queue's Redis stream.
+    /// </summary>
+    [Fact]
+    public async Task TwoServeProcessesSharingRedis_NativeQueue_EachTaskAckedOnceAcrossNodes()
+    {
+        var mux = RedisStores.Multiplexer; // skips (or fails in CI) when Redis is down
+        await using var a = await ServeProcess.StartAsync("redis", Environment.GetEnvironmentVariable("CONCORD_REDIS") ?? "127.0.0.1:6379");
+        await using var b = await ServeProcess.StartAsync("redis", Environment.GetEnvironmentVariable("CONCORD_REDIS") ?? "127.0.0.1:6379");
+        var ns = "mq" + Guid.NewGuid().ToString("N")[..10];
+        const int tasks = 60;
+        using var producerHttp = new HttpClient { BaseAddress = a.BaseAddress };
+        var producer = new HttpQueueService(producerHttp);
+        var ids = new List<string>();
+        for (var i = 0; i < tasks; i++) ids.Add((await producer.EnqueueAsync(ns, "jobs", JsonSerializer.SerializeToElement(new { i }), new EnqueueOptions { Group = i % 3 == 0 ? "g" : null }, Ct)).TaskId);
+        Assert.True(await mux.GetDatabase().KeyExistsAsync($"concord:q:{ns}/jobs|s:0"), "the serve process did not use the native Redis queue");
+
+        var remaining = tasks;
+        var acked = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var perNode = new int[2];
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(c => Task.Run(async () =>
+        {
+            using var http = new HttpClient { BaseAddress = (c % 2 == 0 ? a : b).BaseAddress };
+            var queues = new HttpQueueService(http);
+            while (Volatile.Read(ref remaining) > 0)
+            {
+                var lease = (await queues.LeaseAsync(ns, "jobs", $"node{c % 2}-c{c}", TimeSpan.FromMinutes(1), TimeSpan.FromMilliseconds(200), Ct)).Lease;
+                if (lease is null) continue;
+                var ack = await queues.AckAsync(lease, [TxnOp.PatchKey($"effects/{lease.TaskId}", JsonPatch.Create().Increment("/n"))], Ct);
+                Assert.True(ack.IsAcked, ack.Message);
+                acked.Add(lease.TaskId);
+                Interlocked.Increment(ref perNode[c % 2]);
+                Interlocked.Decrement(ref remaining);
+            }
+        }, Ct)));
+
+        Assert.Equal(ids.Order(), acked.Order());
+        var store = new ConcordHttpStore(producerHttp);
+        foreach (var id in ids) Assert.Equal(1, (await store.GetAsync(ns, $"effects/{id}", null, Ct))!.Value.GetProperty("n").GetInt32());
+        Assert.Equal(0, (await producer.GetStatsAsync(ns, "jobs", Ct)).Total);
+        Assert.True(perNode[0] > 0 && perNode[1] > 0, $"both nodes should have served leases and acks ({perNode[0]}, {perNode[1]})");
+
+        var server = mux.GetServers()[0];
+        await foreach (var key in server.KeysAsync(pattern: $"concord:q:{ns}/*")) await mux.GetDatabase().KeyDeleteAsync(key);
     }
 
     /// <summary>A <c>concord serve</c> child process on a free loopback port.</summary>

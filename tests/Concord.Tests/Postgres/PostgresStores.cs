@@ -67,6 +67,14 @@ internal sealed class PostgresStores
         return reopened;
     }
 
+    /// <summary>Another node over the same schema as <paramref name="store"/>, closed by the caller.</summary>
+    public async Task<IConcordStore> OpenNodeAsync(IConcordStore store)
+    {
+        PostgresStoreOptions options;
+        lock (_gate) options = _open[store];
+        return await PostgresStore.OpenAsync(options);
+    }
+
     public async ValueTask DropSchemasAsync()
     {
         List<string> schemas;

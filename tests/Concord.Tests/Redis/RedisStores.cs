@@ -58,6 +58,14 @@ internal sealed class RedisStores
         return reopened;
     }
 
+    /// <summary>Another node over the same keys as <paramref name="store"/> (same prefix), closed by the caller.</summary>
+    public async Task<IConcordStore> OpenNodeAsync(IConcordStore store)
+    {
+        RedisStoreOptions options;
+        lock (_gate) options = _open[store];
+        return await RedisStore.OpenAsync(options);
+    }
+
     public async ValueTask DeletePrefixesAsync()
     {
         List<string> prefixes;
