@@ -33,6 +33,29 @@ public sealed class PostgresStoreOptions
 
     /// <summary>Attempts for serialization failures and deadlocks before giving up. <value>Default: 5.</value></summary>
     public int MaxAttempts { get; set; } = 5;
+
+    /// <summary>
+    /// PostgreSQL's <c>idle_in_transaction_session_timeout</c> for the store's sessions (set through the connection
+    /// string's <c>Options</c> unless it already names it; not applied to a caller's <see cref="DataSource"/>). Every
+    /// commit holds the <c>meta</c> row lock, so a node frozen mid-commit (SIGSTOP, a long GC pause, a stalled VM, a
+    /// silent partition) would otherwise stall every other node until it resumed; with the timeout PostgreSQL ends the
+    /// frozen session and the others continue (the frozen node's commit then fails, outcome known only by retrying with
+    /// its idempotency key). Concord's transactions never wait on a client, so a few seconds is ample. Null leaves the
+    /// server's setting. <value>Default: 5 s.</value>
+    /// </summary>
+    public TimeSpan? IdleInTransactionTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The connection string with <see cref="IdleInTransactionTimeout"/> added to its <c>Options</c>.</summary>
+    internal string EffectiveConnectionString()
+    {
+        var builder = new NpgsqlConnectionStringBuilder(ConnectionString ?? throw new ArgumentException("ConnectionString or DataSource is required", nameof(ConnectionString)));
+        if (IdleInTransactionTimeout is { } timeout && !(builder.Options ?? "").Contains("idle_in_transaction_session_timeout", StringComparison.Ordinal))
+        {
+            var ms = (long)Math.Ceiling(timeout.TotalMilliseconds);
+            builder.Options = ((builder.Options ?? "") + " -c idle_in_transaction_session_timeout=" + ms.ToString(System.Globalization.CultureInfo.InvariantCulture)).Trim();
+        }
+        return builder.ConnectionString;
+    }
 }
 
 /// <summary>
@@ -83,7 +106,7 @@ public sealed class PostgresStore : IConcordStore
         options.Semantics.Validate();
         if (!IsIdentifier(options.Schema)) throw new ArgumentException("Schema must be a lowercase SQL identifier", nameof(options));
         var owns = options.DataSource is null;
-        var dataSource = options.DataSource ?? NpgsqlDataSource.Create(options.ConnectionString ?? throw new ArgumentException("ConnectionString or DataSource is required", nameof(options)));
+        var dataSource = options.DataSource ?? NpgsqlDataSource.Create(options.EffectiveConnectionString());
         var store = new PostgresStore(dataSource, owns, options);
         try
         {
