@@ -40,6 +40,8 @@ internal sealed class PointBuilder(string suite, string series, double x)
         Add("wasted/success", run.WastedPerSuccess);
     }
 
+    public bool HasRuns => _metrics.Count > 0;
+
     public CurvePoint Build() => new(suite, series, x, _metrics.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray()));
 }
 

@@ -79,8 +79,15 @@ internal static class PeersLoad
             // Untimed round so nobody's first point pays for JIT compilation and connection set-up.
             foreach (var p in peers)
             {
-                await p.PrepareAsync(SpreadKeys, 4);
-                Harness.Run(4, TimeSpan.Zero, TimeSpan.FromMilliseconds(settings.Quick ? 30 : 200), -1, (c, rng) => p.CasAsync(c, rng.Next(SpreadKeys)));
+                try
+                {
+                    await p.PrepareAsync(SpreadKeys, 4);
+                    Harness.Run(4, TimeSpan.Zero, TimeSpan.FromMilliseconds(settings.Quick ? 30 : 200), -1, (c, rng) => p.CasAsync(c, rng.Next(SpreadKeys)));
+                }
+                catch (Exception e) when (p is PostgresPeer or RedisPeer)
+                {
+                    s_failed[p.Name] = $"warm-up: {e.GetType().Name}: {e.Message.Split('\n')[0]}";
+                }
             }
 
             foreach (var clients in settings.Quick ? [1, 4] : Clients)
@@ -111,8 +118,19 @@ internal static class PeersLoad
         }
         finally
         {
-            foreach (var p in peers) await p.DisposeAsync();
+            foreach (var p in peers)
+            {
+                try
+                {
+                    await p.DisposeAsync();
+                }
+                catch (Exception e) when (p is PostgresPeer or RedisPeer)
+                {
+                    log($"{p.Name}: clean-up failed: {e.Message.Split('\n')[0]}");
+                }
+            }
         }
+        foreach (var (name, why) in s_failed) notes.Add($"{name} failed during the run and was dropped from later points ({why}); the server is shared with other jobs, which may restart it.");
         return (points, versions, notes);
     }
 
@@ -123,20 +141,33 @@ internal static class PeersLoad
         return [.. set.Order()];
     }
 
+    /// <summary>Servers shared with other jobs (PostgreSQL, Redis) can go away mid-run: such a peer is dropped with a note, not the whole run.</summary>
+    private static readonly Dictionary<string, string> s_failed = new(StringComparer.Ordinal);
+
+    public static IReadOnlyDictionary<string, string> Failed => s_failed;
+
     private static async Task<List<CurvePoint>> Sweep(string suite, double x, List<ICasPeer> peers, int keys, int clients, LoadSettings settings, Action<string> log)
     {
         var builders = peers.ToDictionary(p => p.Name, p => new PointBuilder(suite, p.Name, x));
         for (var run = 0; run < settings.Runs; run++)
         {
-            foreach (var p in peers)
+            foreach (var p in peers.Where(p => !s_failed.ContainsKey(p.Name)))
             {
-                await p.PrepareAsync(keys, clients);
-                var figures = Harness.Run(clients, Warmup(settings), Window(settings), run, (c, rng) => p.CasAsync(c, keys == 1 ? 0 : rng.Next(keys)));
-                builders[p.Name].Add(figures);
-                log($"{suite} {clients,2} clients {keys,4} keys run {run + 1}: {p.Name,-22} {figures.Rate,12:N0} CAS/s  p50 {figures.P50Ms:0.000} ms  p99 {figures.P99Ms:0.000} ms  wasted {figures.WastedPerSuccess:0.00}");
+                try
+                {
+                    await p.PrepareAsync(keys, clients);
+                    var figures = Harness.Run(clients, Warmup(settings), Window(settings), run, (c, rng) => p.CasAsync(c, keys == 1 ? 0 : rng.Next(keys)));
+                    builders[p.Name].Add(figures);
+                    log($"{suite} {clients,2} clients {keys,4} keys run {run + 1}: {p.Name,-22} {figures.Rate,12:N0} CAS/s  p50 {figures.P50Ms:0.000} ms  p99 {figures.P99Ms:0.000} ms  wasted {figures.WastedPerSuccess:0.00}");
+                }
+                catch (Exception e) when (p is PostgresPeer or RedisPeer)
+                {
+                    s_failed[p.Name] = $"{suite} at {x}, run {run + 1}: {e.GetType().Name}: {e.Message.Split('\n')[0]}";
+                    log($"{p.Name} FAILED, dropped from the rest of the run: {s_failed[p.Name]}");
+                }
             }
         }
-        return [.. builders.Values.Select(b => b.Build())];
+        return [.. builders.Values.Where(b => b.HasRuns).Select(b => b.Build())];
     }
 
     /// <summary>
