@@ -181,6 +181,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
                SELECT $1, $2, $3, $4, $5, nextval('{s}.queue_seq'),
                    $6::text IS NOT NULL AND EXISTS (SELECT 1 FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND group_key = $6::text),
                    $6::text, 0, $7, $8, $9::text, $10::text, $11::json
+               ON CONFLICT (ns, queue, id) DO NOTHING
                RETURNING waiting
                """
             : $"""
@@ -193,6 +194,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
                    $6::text IS NOT NULL AND EXISTS (SELECT 1 FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND group_key = $6::text),
                    $6::text, 0, $7, $8, $9::text, $10::text, $11::json
                WHERE EXISTS (SELECT 1 FROM d)
+               ON CONFLICT (ns, queue, id) DO NOTHING
                RETURNING waiting
                """);
         Add(insert, t.Ns);
@@ -511,6 +513,8 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
                 var spec = Deserialize<TaskSpec>(change);
                 if (spec.Ns != commit.Namespace) return new CommitRefusal(key, ConflictKind.NotFound, $"task prepared for namespace '{spec.Ns}' cannot be enqueued in a transaction of '{commit.Namespace}'");
                 var (enqueued, first, _) = await EnqueueCoreAsync(conn, tx, s, spec, cancellationToken).ConfigureAwait(false);
+                if (!enqueued && spec.DedupId is null)
+                    return new CommitRefusal(key, ConflictKind.AlreadyExists, $"task '{spec.Id}' of queue '{spec.Queue}' is already enqueued (the prepared enqueue was committed twice)");
                 if (!enqueued)
                     return new CommitRefusal(key, ConflictKind.AlreadyExists, $"dedup id '{spec.DedupId}' of queue '{spec.Queue}' was already used by task '{first}' within the dedup window");
             }

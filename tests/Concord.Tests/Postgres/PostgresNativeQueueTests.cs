@@ -208,6 +208,17 @@ public sealed class PostgresNativeQueueTests : StoreTestBase
     }
 
     [Fact]
+    public async Task PreparedEnqueue_CommittedTwice_SecondRefused_OneTask()
+    {
+        var prepared = await _queues.PrepareEnqueueAsync(Ns, "jobs", J("1"), null, Ct);
+        Assert.True((await Store.TransactAsync(Ns, new TxnRequest { Then = prepared.Ops }, null, Ct)).IsApplied);
+        var again = await Store.TransactAsync(Ns, new TxnRequest { Then = prepared.Ops }, null, Ct);
+        Assert.False(again.IsApplied);
+        Assert.Equal(ConflictKind.AlreadyExists, again.Conflict!.Conflict);
+        Assert.Equal(1, (await _queues.GetStatsAsync(Ns, "jobs", Ct)).Ready);
+    }
+
+    [Fact]
     public async Task GroupHeadConstraint_SecondInFlightTaskOfAGroup_RefusedByPostgres()
     {
         // The unique index the concurrency tests rely on is real: a second non-waiting task of a group cannot exist.
