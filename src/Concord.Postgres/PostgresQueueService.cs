@@ -344,7 +344,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
                 WHERE ns = $1 AND queue = $2 AND NOT waiting AND receipt IS NULL AND visible_at <= $3
                 ORDER BY priority DESC, visible_at, seq
                 LIMIT 1 FOR UPDATE SKIP LOCKED)
-            UPDATE {_s}.queue_tasks t SET attempts = t.attempts + 1, receipt = (t.attempts + 1)::text || '.' || nextval('{_s}.queue_seq')::text, consumer = $4, deadline = $5
+            UPDATE {_s}.queue_tasks t SET attempts = t.attempts + 1, receipt = (t.attempts + 1)::text || '.' || nextval('{_s}.queue_seq')::text || CASE WHEN t.group_key IS NULL THEN '' ELSE 'g' END, consumer = $4, deadline = $5
             FROM c WHERE t.ns = $1 AND t.queue = $2 AND t.id = c.id
             RETURNING t.id, t.payload::text, t.receipt, t.attempts, t.max_attempts, t.group_key, t.priority, t.enqueued_at, t.last_error, t.trace_parent,
                 (SELECT revision FROM {_s}.meta WHERE id = 1)
@@ -456,26 +456,34 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     private static async Task<(bool Deleted, bool Promoted, long Revision)> AckCoreAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string s, QueueLease lease, CancellationToken cancellationToken)
     {
         await using var batch = new NpgsqlBatch(conn, tx);
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('concord.queue_group', '', true)"));
-        var delete = new NpgsqlBatchCommand($"""
-            WITH d AS (DELETE FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 RETURNING group_key)
-            SELECT d.group_key FROM d,
-                LATERAL (SELECT pg_advisory_xact_lock(hashtextextended($5 || d.group_key, 0))) l,
-                LATERAL (SELECT set_config('concord.queue_group', coalesce(d.group_key, ''), true)) c
-            """);
+        // Receipts of grouped tasks end in 'g' (LeaseCoreAsync): an ungrouped ack is the DELETE alone.
+        var grouped = lease.Receipt.EndsWith('g');
+        if (grouped) batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('concord.queue_group', '', true)"));
+        var delete = new NpgsqlBatchCommand(grouped
+            ? $"""
+              WITH d AS (DELETE FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 RETURNING group_key)
+              SELECT d.group_key FROM d,
+                  LATERAL (SELECT pg_advisory_xact_lock(hashtextextended($5 || d.group_key, 0))) l,
+                  LATERAL (SELECT set_config('concord.queue_group', coalesce(d.group_key, ''), true)) c
+              """
+            : $"DELETE FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 AND group_key IS NULL RETURNING 1");
         Add(delete, lease.Namespace);
         Add(delete, lease.Queue);
         Add(delete, lease.TaskId);
         Add(delete, lease.Receipt);
-        Add(delete, GroupLockPrefix(s, lease.Namespace, lease.Queue));
+        if (grouped) Add(delete, GroupLockPrefix(s, lease.Namespace, lease.Queue));
         batch.BatchCommands.Add(delete);
-        batch.BatchCommands.Add(Promote(s, lease.Namespace, lease.Queue, null));
+        if (grouped) batch.BatchCommands.Add(Promote(s, lease.Namespace, lease.Queue, null));
         batch.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT revision FROM {s}.meta WHERE id = 1"));
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        if (grouped) await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         var deleted = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-        var promoted = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var promoted = false;
+        if (grouped)
+        {
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            promoted = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         return (deleted, promoted, reader.GetInt64(0));
