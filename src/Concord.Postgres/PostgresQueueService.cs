@@ -68,6 +68,9 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
 
     private static readonly TimeSpan ReclaimInterval = TimeSpan.FromSeconds(1);
 
+    /// <summary>How long a registration in <c>queue_waiters</c> lasts (refreshed while the service keeps waiting).</summary>
+    private static readonly TimeSpan WaiterTtl = TimeSpan.FromSeconds(30);
+
     /// <summary>A waiting lease looks again at least this often, in case a notification was lost (listener reconnecting, a producer crashing between commit and NOTIFY).</summary>
     private static readonly TimeSpan FallbackPoll = TimeSpan.FromSeconds(1);
     private readonly PostgresStore _store;
@@ -79,6 +82,8 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Lock _signalGate = new();
     private readonly ConcurrentDictionary<string, long> _lastReclaim = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _waiting = new(StringComparer.Ordinal);
+    private readonly string _node = Guid.NewGuid().ToString("N");
     private TaskCompletionSource _signal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? _listener;
     private TaskCompletionSource? _listening;
@@ -115,7 +120,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             activity?.SetTag("concord.queue.full", true);
             return new EnqueueResult(EnqueueStatus.QueueFull, "", await _store.GetRevisionAsync(cancellationToken).ConfigureAwait(false));
         }
-        var (enqueued, taskId, revision) = await Translate(async () =>
+        var (enqueued, taskId, revision, waiters) = await Translate(async () =>
         {
             await using var conn = await _ds.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             return await EnqueueCoreAsync(conn, null, _s, spec, cancellationToken).ConfigureAwait(false);
@@ -126,7 +131,12 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             return new EnqueueResult(EnqueueStatus.Duplicate, taskId, revision);
         }
         QueueTelemetry.Enqueued(activity, ns, queue, taskId, options.Agent, false);
-        if (spec.VisibleAt <= spec.EnqueuedAt) await NotifyAsync(ns, queue, cancellationToken).ConfigureAwait(false);
+        if (spec.VisibleAt <= spec.EnqueuedAt)
+        {
+            // Nobody registered as waiting on this queue: spare the NOTIFY (and its cluster-wide lock); local waiters get a pulse.
+            if (waiters) await NotifyAsync(ns, queue, cancellationToken).ConfigureAwait(false);
+            else Pulse();
+        }
         return new EnqueueResult(EnqueueStatus.Enqueued, taskId, revision);
     }
 
@@ -200,7 +210,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// transaction. Grouped tasks take the group's advisory lock first, so "is the group empty?" and the insert are atomic
     /// with respect to acks of the group's head.
     /// </summary>
-    private static async Task<(bool Enqueued, string TaskId, long Revision)> EnqueueCoreAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string s, TaskSpec t, CancellationToken cancellationToken)
+    private static async Task<(bool Enqueued, string TaskId, long Revision, bool Waiters)> EnqueueCoreAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string s, TaskSpec t, CancellationToken cancellationToken)
     {
         await using var batch = new NpgsqlBatch(conn, tx);
         if (t.Group is not null) batch.BatchCommands.Add(GroupLock(s, t.Ns, t.Queue, t.Group));
@@ -210,6 +220,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
                SELECT $1, $2, $3, $4, $5, nextval('{s}.queue_seq'),
                    $6::text IS NOT NULL AND EXISTS (SELECT 1 FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND group_key = $6::text),
                    $6::text, 0, $7, $8, $9::text, $10::text, $11::json
+               ON CONFLICT (ns, queue, id) DO NOTHING
                RETURNING waiting
                """
             : $"""
@@ -222,6 +233,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
                    $6::text IS NOT NULL AND EXISTS (SELECT 1 FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND group_key = $6::text),
                    $6::text, 0, $7, $8, $9::text, $10::text, $11::json
                WHERE EXISTS (SELECT 1 FROM d)
+               ON CONFLICT (ns, queue, id) DO NOTHING
                RETURNING waiting
                """);
         Add(insert, t.Ns);
@@ -245,7 +257,11 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             Add(first, t.DedupId);
             batch.BatchCommands.Add(first);
         }
-        batch.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT revision FROM {s}.meta WHERE id = 1"));
+        var waiters = new NpgsqlBatchCommand($"SELECT revision, EXISTS (SELECT 1 FROM {s}.queue_waiters WHERE ns = $1 AND queue = $2 AND expires_at > $3) FROM {s}.meta WHERE id = 1");
+        Add(waiters, t.Ns);
+        Add(waiters, t.Queue);
+        Add(waiters, t.EnqueuedAt);
+        batch.BatchCommands.Add(waiters);
         // Inside a store commit the store notifies anyway; standalone enqueues notify after their commit (NotifyAsync), because
         // a NOTIFY holds a cluster-wide lock from pre-commit to the end of the commit, fsync included: inside every enqueue
         // it would serialize all enqueues and defeat group commit.
@@ -262,7 +278,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         var revision = reader.GetInt64(0);
-        return (enqueued, enqueued ? t.Id : taskId, revision);
+        return (enqueued, enqueued ? t.Id : taskId, revision, reader.GetBoolean(1));
     }
 
     // ---------------------------------------------------------------- lease
@@ -290,6 +306,9 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             }
             var now = Now();
             if (now >= waitUntil) return new LeaseResult(null, nextWake);
+            // Producers only NOTIFY queues someone waits on: register (or refresh), then look once more before sleeping, so
+            // a task enqueued before the registration was visible to its producer is not slept through.
+            if (await RegisterWaiterAsync(ns, queue, now, cancellationToken).ConfigureAwait(false)) continue;
             var wakeAt = nextWake is { } n && n < waitUntil ? n : waitUntil;
             if (wakeAt > now + FallbackPoll) wakeAt = now + FallbackPoll;
             await WaitAsync(signal, wakeAt - now, cancellationToken).ConfigureAwait(false);
@@ -354,7 +373,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
                 WHERE ns = $1 AND queue = $2 AND NOT waiting AND receipt IS NULL AND visible_at <= $3
                 ORDER BY priority DESC, visible_at, seq
                 LIMIT 1 FOR UPDATE SKIP LOCKED)
-            UPDATE {_s}.queue_tasks t SET attempts = t.attempts + 1, receipt = (t.attempts + 1)::text || '.' || nextval('{_s}.queue_seq')::text, consumer = $4, deadline = $5
+            UPDATE {_s}.queue_tasks t SET attempts = t.attempts + 1, receipt = (t.attempts + 1)::text || '.' || nextval('{_s}.queue_seq')::text || CASE WHEN t.group_key IS NULL THEN '' ELSE 'g' END, consumer = $4, deadline = $5
             FROM c WHERE t.ns = $1 AND t.queue = $2 AND t.id = c.id
             RETURNING t.id, t.payload::text, t.receipt, t.attempts, t.max_attempts, t.group_key, t.priority, t.enqueued_at, t.last_error, t.trace_parent,
                 (SELECT revision FROM {_s}.meta WHERE id = 1)
@@ -466,26 +485,34 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     private static async Task<(bool Deleted, bool Promoted, long Revision)> AckCoreAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string s, QueueLease lease, CancellationToken cancellationToken)
     {
         await using var batch = new NpgsqlBatch(conn, tx);
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('concord.queue_group', '', true)"));
-        var delete = new NpgsqlBatchCommand($"""
-            WITH d AS (DELETE FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 RETURNING group_key)
-            SELECT d.group_key FROM d,
-                LATERAL (SELECT pg_advisory_xact_lock(hashtextextended($5 || d.group_key, 0))) l,
-                LATERAL (SELECT set_config('concord.queue_group', coalesce(d.group_key, ''), true)) c
-            """);
+        // Receipts of grouped tasks end in 'g' (LeaseCoreAsync): an ungrouped ack is the DELETE alone.
+        var grouped = lease.Receipt.EndsWith('g');
+        if (grouped) batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('concord.queue_group', '', true)"));
+        var delete = new NpgsqlBatchCommand(grouped
+            ? $"""
+              WITH d AS (DELETE FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 RETURNING group_key)
+              SELECT d.group_key FROM d,
+                  LATERAL (SELECT pg_advisory_xact_lock(hashtextextended($5 || d.group_key, 0))) l,
+                  LATERAL (SELECT set_config('concord.queue_group', coalesce(d.group_key, ''), true)) c
+              """
+            : $"DELETE FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 AND group_key IS NULL RETURNING 1");
         Add(delete, lease.Namespace);
         Add(delete, lease.Queue);
         Add(delete, lease.TaskId);
         Add(delete, lease.Receipt);
-        Add(delete, GroupLockPrefix(s, lease.Namespace, lease.Queue));
+        if (grouped) Add(delete, GroupLockPrefix(s, lease.Namespace, lease.Queue));
         batch.BatchCommands.Add(delete);
-        batch.BatchCommands.Add(Promote(s, lease.Namespace, lease.Queue, null));
+        if (grouped) batch.BatchCommands.Add(Promote(s, lease.Namespace, lease.Queue, null));
         batch.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT revision FROM {s}.meta WHERE id = 1"));
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        if (grouped) await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         var deleted = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-        var promoted = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var promoted = false;
+        if (grouped)
+        {
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            promoted = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         return (deleted, promoted, reader.GetInt64(0));
@@ -539,7 +566,9 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             {
                 var spec = Deserialize<TaskSpec>(change);
                 if (spec.Ns != commit.Namespace) return new CommitRefusal(key, ConflictKind.NotFound, $"task prepared for namespace '{spec.Ns}' cannot be enqueued in a transaction of '{commit.Namespace}'");
-                var (enqueued, first, _) = await EnqueueCoreAsync(conn, tx, s, spec, cancellationToken).ConfigureAwait(false);
+                var (enqueued, first, _, _) = await EnqueueCoreAsync(conn, tx, s, spec, cancellationToken).ConfigureAwait(false);
+                if (!enqueued && spec.DedupId is null)
+                    return new CommitRefusal(key, ConflictKind.AlreadyExists, $"task '{spec.Id}' of queue '{spec.Queue}' is already enqueued (the prepared enqueue was committed twice)");
                 if (!enqueued)
                     return new CommitRefusal(key, ConflictKind.AlreadyExists, $"dedup id '{spec.DedupId}' of queue '{spec.Queue}' was already used by task '{first}' within the dedup window");
             }
@@ -885,6 +914,31 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             _signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         }
         previous.TrySetResult();
+    }
+
+    /// <summary>
+    /// Records in <c>queue_waiters</c> (unlogged) that this service waits on the queue, for <see cref="WaiterTtl"/>;
+    /// refreshed when less than half of it is left. True when it wrote (the caller then looks again before sleeping).
+    /// </summary>
+    private async Task<bool> RegisterWaiterAsync(string ns, string queue, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var key = ns + "\n" + queue;
+        if (_waiting.TryGetValue(key, out var until) && until - now.UtcTicks > WaiterTtl.Ticks / 2) return false;
+        var expires = (now + WaiterTtl).UtcTicks;
+        await Translate(async () =>
+        {
+            await using var cmd = _ds.CreateCommand($"""
+                INSERT INTO {_s}.queue_waiters AS w (ns, queue, node, expires_at) SELECT $1, $2, $3, $4 FROM (SELECT set_config('synchronous_commit', 'off', true)) c
+                ON CONFLICT (ns, queue, node) DO UPDATE SET expires_at = excluded.expires_at
+                """);
+            Add(cmd, ns);
+            Add(cmd, queue);
+            Add(cmd, _node);
+            Add(cmd, expires);
+            return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }).ConfigureAwait(false);
+        _waiting[key] = expires;
+        return true;
     }
 
     /// <summary>Starts the LISTEN connection on first use and waits until it listens, so no notification after this call is missed.</summary>

@@ -286,12 +286,10 @@ public sealed class PostgresStore : IConcordStore
         return ExecuteAsync(ns, request, options, cancellationToken, step);
     }
 
-    /// <summary>The connection string's data source, the schema and the clock, for the native queue that shares them.</summary>
+    /// <summary>The data source and the schema, for the native queue that shares them.</summary>
     internal NpgsqlDataSource DataSource => _dataSource;
 
     internal string SchemaName => _s;
-
-    internal TimeProvider Time => _time;
 
     private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken, CommitStep? step = null)
     {

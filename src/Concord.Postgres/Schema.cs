@@ -101,6 +101,12 @@ internal static class Schema
             payload json NOT NULL,
             PRIMARY KEY (ns, queue, id));
         CREATE INDEX IF NOT EXISTS queue_dead_age ON {schema}.queue_dead (ns, queue, dead_at, id);
+        CREATE UNLOGGED TABLE IF NOT EXISTS {schema}.queue_waiters (
+            ns text NOT NULL,
+            queue text COLLATE "C" NOT NULL,
+            node text NOT NULL,
+            expires_at bigint NOT NULL,
+            PRIMARY KEY (ns, queue, node));
         CREATE TABLE IF NOT EXISTS {schema}.queue_dedup (
             ns text NOT NULL,
             queue text COLLATE "C" NOT NULL,

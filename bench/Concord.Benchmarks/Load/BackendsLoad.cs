@@ -146,7 +146,8 @@ internal static partial class BackendsLoad
     public static async Task<List<Comparison>> RunNativeQueue(LoadSettings settings, Action<string> log)
     {
         var results = new List<Comparison>();
-        var builder = new NpgsqlConnectionStringBuilder(PgConnection) { MaxPoolSize = 80 };
+        // Auto-prepared statements for both sides (the native queue's statements are CTEs worth planning once).
+        var builder = new NpgsqlConnectionStringBuilder(PgConnection) { MaxPoolSize = 80, MaxAutoPrepare = 32 };
         var schema = $"benchq_{Environment.ProcessId}";
         try
         {

