@@ -89,10 +89,10 @@ internal static class BackendsReport
         md.AppendLine("  `GetAsync` + `PutAsync` — two round trips against redis-benchmark's one `SET` — so with one client 0.5× is the");
         md.AppendLine("  ceiling even with zero overhead; what remains below it is .NET work per update (JSON records, evaluation, the");
         md.AppendLine("  multiplexer's hand-offs) on the same two cores as the server. With many clients, batches share the round trips.");
-        md.AppendLine("- **Queue.** One Concord task is at least three commits (enqueue, lease, ack), each a store transaction over several");
-        md.AppendLine("  keys (task, index, group), all serialized on the same global revision; the SKIP LOCKED loop is two single-row");
-        md.AppendLine("  autocommit statements that run in parallel. A native `FOR UPDATE SKIP LOCKED` queue on PostgreSQL is the way to");
-        md.AppendLine("  close this gap.");
+        md.AppendLine("- **Queue.** One task through the generic `StoreQueueService` is at least three commits (enqueue, lease, ack), each a");
+        md.AppendLine("  store transaction over several keys (task, index, group), all serialized on the same global revision; the SKIP");
+        md.AppendLine("  LOCKED loop is two single-row autocommit statements that run in parallel. The native `PostgresQueueService`");
+        md.AppendLine("  (docs/backends.md) is the fast path on PostgreSQL.");
         md.AppendLine();
         md.AppendLine("Raw figures: `artifacts/bench/backends.json` (every run, conflict rates).");
         return md.ToString();
