@@ -68,8 +68,8 @@ internal static class BackendsReport
             "tasks/s", "tasks/s");
         Section(md, load, "pgqueue", "Native queue on PostgreSQL (PostgresQueueService) vs the same SKIP LOCKED loop",
             "Each consumer enqueues a task, leases one (30 s visibility) and acks it (no effects) through the native `PostgresQueueService`:"
-            + " three autocommit round trips (enqueue + NOTIFY after commit, lease = one `UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)`,"
-            + " ack = one `DELETE`), against the same two-statement loop on a table in the same database, runs interleaved.",
+            + " three autocommit round trips (enqueue, which NOTIFYs only queues someone waits on; lease = one `UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)`;"
+            + " ack = one `DELETE`), against the same two-statement loop on a table in the same database, runs interleaved; both with auto-prepared statements.",
             "tasks/s", "tasks/s");
 
         md.AppendLine("## Where the time goes");
@@ -93,6 +93,10 @@ internal static class BackendsReport
         md.AppendLine("  store transaction over several keys (task, index, group), all serialized on the same global revision; the SKIP");
         md.AppendLine("  LOCKED loop is two single-row autocommit statements that run in parallel. The native `PostgresQueueService`");
         md.AppendLine("  (docs/backends.md) is the fast path on PostgreSQL.");
+        md.AppendLine("- **Native queue.** `PostgresQueueService` does a task in three single-statement commits (enqueue, lease, ack) against");
+        md.AppendLine("  the loop's two, because its lease is a real lease (visibility timeout, receipt, attempts) where the loop's `DELETE`");
+        md.AppendLine("  is delivery and completion at once. With one consumer the extra WAL flush and round trip show in full; with several,");
+        md.AppendLine("  PostgreSQL group-commits both sides. Table bloat figures and the design: docs/backends.md, \"The native queue on PostgreSQL\".");
         md.AppendLine();
         md.AppendLine("Raw figures: `artifacts/bench/backends.json` (every run, conflict rates).");
         return md.ToString();
