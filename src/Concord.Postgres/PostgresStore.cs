@@ -78,9 +78,7 @@ public sealed class PostgresStore : IConcordStore
     private readonly string _s;
     private readonly string _channel;
     private readonly CancellationTokenSource _stop = new();
-    private readonly Lock _pendingGate = new();
-    private readonly Queue<PendingCommit> _pending = new();
-    private bool _committing;
+    private readonly GroupCommitQueue<PendingCommit> _commits = new(MaxBatch, static _ => false);
     private readonly Lock _signalGate = new();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? _listener;
@@ -299,15 +297,7 @@ public sealed class PostgresStore : IConcordStore
         var pending = new PendingCommit(ns, request, options, fingerprint,
             TxnEvaluator.KeysRead(request).Distinct(StringComparer.Ordinal).ToArray(),
             TxnEvaluator.PrefixesRead(request).Distinct(StringComparer.Ordinal).ToArray(), step, cancellationToken);
-        bool lead;
-        lock (_pendingGate)
-        {
-            if (_stop.IsCancellationRequested) throw new StoreUnavailableException("The store is closed");
-            _pending.Enqueue(pending);
-            lead = !_committing;
-            _committing = true;
-        }
-        if (lead) _ = Task.Run(CommitLoopAsync, CancellationToken.None);
+        _commits.Submit(pending, CommitLoopAsync, _stop.Token);
         // Cancelling the wait does not withdraw a request the loop already took: like a cancelled COMMIT, its outcome is unknown.
         return await pending.Done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
@@ -329,20 +319,9 @@ public sealed class PostgresStore : IConcordStore
         var split = new Queue<PendingCommit>();
         while (true)
         {
-            var batch = new List<PendingCommit>();
-            if (split.TryDequeue(out var alone)) batch.Add(alone);
-            else
-            {
-                lock (_pendingGate)
-                {
-                    while (_pending.Count > 0 && batch.Count < MaxBatch) batch.Add(_pending.Dequeue());
-                    if (batch.Count == 0)
-                    {
-                        _committing = false;
-                        return;
-                    }
-                }
-            }
+            List<PendingCommit> batch;
+            if (split.TryDequeue(out var alone)) batch = [alone];
+            else if ((batch = _commits.TakeBatch()).Count == 0) return;
             // A request cancelled while it waited is withdrawn: nothing of it was sent.
             batch.RemoveAll(p => p.CancellationToken.IsCancellationRequested && p.Done.TrySetCanceled(p.CancellationToken));
             if (batch.Count > 0) await CommitBatchWithRetriesAsync(batch, split).ConfigureAwait(false);

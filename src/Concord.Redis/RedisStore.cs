@@ -65,9 +65,7 @@ public sealed class RedisStore : IConcordStore
     private readonly string _p;
     private readonly RedisChannel _channel;
     private readonly CancellationTokenSource _stop = new();
-    private readonly Lock _pendingGate = new();
-    private readonly Queue<PendingCommit> _pending = new();
-    private bool _committing;
+    private readonly GroupCommitQueue<PendingCommit> _commits = new(MaxBatch, static p => p.Hook is not null);
     // Rows as of _cacheRevision, for batches that skip the read (speculation); touched only by the one running commit loop.
     private readonly Dictionary<(string Ns, string Key), ConcordRecord?> _cache = [];
     private long _cacheRevision = -1;
@@ -318,15 +316,7 @@ public sealed class RedisStore : IConcordStore
         var pending = new PendingCommit(ns, request, options, fingerprint,
             TxnEvaluator.KeysRead(request).Distinct(StringComparer.Ordinal).ToArray(),
             TxnEvaluator.PrefixesRead(request).Distinct(StringComparer.Ordinal).ToArray(), hook, cancellationToken);
-        bool lead;
-        lock (_pendingGate)
-        {
-            if (_stop.IsCancellationRequested) throw new StoreUnavailableException("The store is closed");
-            _pending.Enqueue(pending);
-            lead = !_committing;
-            _committing = true;
-        }
-        if (lead) _ = Task.Run(CommitLoopAsync, CancellationToken.None);
+        _commits.Submit(pending, CommitLoopAsync, _stop.Token);
         // Cancelling the wait does not withdraw a request the loop already took: its outcome is then unknown.
         return await pending.Done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
@@ -346,18 +336,9 @@ public sealed class RedisStore : IConcordStore
     {
         while (true)
         {
-            var batch = new List<PendingCommit>();
-            lock (_pendingGate)
-            {
-                // A hooked request goes alone: its guard may refuse the whole script.
-                while (_pending.Count > 0 && batch.Count < MaxBatch && (batch.Count == 0 || (batch[0].Hook is null && _pending.Peek().Hook is null)))
-                    batch.Add(_pending.Dequeue());
-                if (batch.Count == 0)
-                {
-                    _committing = false;
-                    return;
-                }
-            }
+            // A hooked request goes alone (see _commits): its guard may refuse the whole script.
+            var batch = _commits.TakeBatch();
+            if (batch.Count == 0) return;
             // A request cancelled while it waited is withdrawn: nothing of it was sent.
             batch.RemoveAll(p => p.CancellationToken.IsCancellationRequested && p.Done.TrySetCanceled(p.CancellationToken));
             if (batch.Count > 0) await CommitBatchWithRetriesAsync(batch).ConfigureAwait(false);

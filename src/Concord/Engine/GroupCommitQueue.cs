@@ -1,0 +1,47 @@
+namespace Concord.Engine;
+
+/// <summary>
+/// The submission side of a backend's group commit (PostgreSQL, Redis): requests queue here; the first request that
+/// finds no commit loop running starts one, and the loop takes batches until the queue is empty, then ends (the next
+/// request starts a new one). At most one loop runs per store.
+/// </summary>
+/// <typeparam name="T">A queued request.</typeparam>
+/// <param name="maxBatch">Most requests per batch.</param>
+/// <param name="runsAlone">True for a request that must be committed in a batch of its own.</param>
+internal sealed class GroupCommitQueue<T>(int maxBatch, Func<T, bool> runsAlone)
+{
+    private readonly Lock _gate = new();
+    private readonly Queue<T> _pending = new();
+    private bool _committing;
+
+    /// <summary>Queues <paramref name="request"/> and starts <paramref name="loop"/> unless one is running.</summary>
+    /// <exception cref="StoreUnavailableException"><paramref name="stopped"/> is cancelled: the store is closed.</exception>
+    public void Submit(T request, Func<Task> loop, CancellationToken stopped)
+    {
+        bool lead;
+        lock (_gate)
+        {
+            if (stopped.IsCancellationRequested) throw new StoreUnavailableException("The store is closed");
+            _pending.Enqueue(request);
+            lead = !_committing;
+            _committing = true;
+        }
+        if (lead) _ = Task.Run(loop, CancellationToken.None);
+    }
+
+    /// <summary>
+    /// The next batch, in queue order: up to <c>maxBatch</c> requests, or one request that runs alone. Empty when nothing
+    /// is queued, and then the calling loop must end.
+    /// </summary>
+    public List<T> TakeBatch()
+    {
+        var batch = new List<T>();
+        lock (_gate)
+        {
+            while (_pending.Count > 0 && batch.Count < maxBatch && (batch.Count == 0 || (!runsAlone(batch[0]) && !runsAlone(_pending.Peek()))))
+                batch.Add(_pending.Dequeue());
+            if (batch.Count == 0) _committing = false;
+        }
+        return batch;
+    }
+}
