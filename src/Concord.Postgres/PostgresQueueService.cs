@@ -84,7 +84,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     private readonly ConcurrentDictionary<string, long> _lastReclaim = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _waiting = new(StringComparer.Ordinal);
     private readonly string _node = Guid.NewGuid().ToString("N");
-    private TaskCompletionSource _signal = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly AsyncPulse _signal = new();
     private Task? _listener;
     private TaskCompletionSource? _listening;
 
@@ -900,21 +900,9 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
 
     // ---------------------------------------------------------------- wake-ups
 
-    private Task Signal()
-    {
-        lock (_signalGate) return _signal.Task;
-    }
+    private Task Signal() => _signal.Next;
 
-    private void Pulse()
-    {
-        TaskCompletionSource previous;
-        lock (_signalGate)
-        {
-            previous = _signal;
-            _signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        }
-        previous.TrySetResult();
-    }
+    private void Pulse() => _signal.Pulse();
 
     /// <summary>
     /// Records in <c>queue_waiters</c> (unlogged) that this service waits on the queue, for <see cref="WaiterTtl"/>;

@@ -79,8 +79,7 @@ public sealed class PostgresStore : IConcordStore
     private readonly string _channel;
     private readonly CancellationTokenSource _stop = new();
     private readonly GroupCommitQueue<PendingCommit> _commits = new(MaxBatch, static _ => false);
-    private readonly Lock _signalGate = new();
-    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly AsyncPulse _changed = new();
     private Task? _listener;
     private ITimer? _sweeper;
     private int _sweeping;
@@ -646,21 +645,9 @@ public sealed class PostgresStore : IConcordStore
         return result;
     }
 
-    private Task ChangedSignal()
-    {
-        lock (_signalGate) return _changed.Task;
-    }
+    private Task ChangedSignal() => _changed.Next;
 
-    private void PulseChanged()
-    {
-        TaskCompletionSource previous;
-        lock (_signalGate)
-        {
-            previous = _changed;
-            _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        }
-        previous.TrySetResult();
-    }
+    private void PulseChanged() => _changed.Pulse();
 
     /// <summary>One LISTEN connection per store; reconnects with backoff after failures.</summary>
     private async Task ListenAsync()

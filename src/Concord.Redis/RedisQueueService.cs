@@ -81,7 +81,7 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly string _prefix;
     private readonly RedisChannel _channel;
-    private readonly ConcurrentDictionary<string, Signal> _signals = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, AsyncPulse> _signals = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _subscribeGate = new(1, 1);
     private readonly Action<RedisChannel, RedisValue> _onNotify;
     private volatile bool _subscribed;
@@ -344,32 +344,6 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
 
     // ---------------------------------------------------------------- waiting
 
-    /// <summary>Wakes waiting leases of one queue; a published message swaps in a fresh task for the next waiters.</summary>
-    private sealed class Signal
-    {
-        private readonly Lock _gate = new();
-        private TaskCompletionSource _tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public Task Current
-        {
-            get
-            {
-                lock (_gate) return _tcs.Task;
-            }
-        }
-
-        public void Pulse()
-        {
-            TaskCompletionSource previous;
-            lock (_gate)
-            {
-                previous = _tcs;
-                _tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            }
-            previous.TrySetResult();
-        }
-    }
-
     private async ValueTask<Task> SignalAsync(string @base)
     {
         if (!_subscribed)
@@ -389,7 +363,7 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
                 _subscribeGate.Release();
             }
         }
-        return _signals.GetOrAdd(@base, static _ => new Signal()).Current;
+        return _signals.GetOrAdd(@base, static _ => new AsyncPulse()).Next;
     }
 
     private async Task WaitAsync(Task signal, TimeSpan due, CancellationToken cancellationToken)

@@ -72,8 +72,7 @@ public sealed class RedisStore : IConcordStore
     private long _cacheTicks;
     private int _speculationPause;
     private int _cacheInvalid;
-    private readonly Lock _signalGate = new();
-    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly AsyncPulse _changed = new();
     private ITimer? _sweeper;
     private readonly IRandomizer _random;
     private int _sweeping;
@@ -752,21 +751,9 @@ public sealed class RedisStore : IConcordStore
         }
     }
 
-    private Task ChangedSignal()
-    {
-        lock (_signalGate) return _changed.Task;
-    }
+    private Task ChangedSignal() => _changed.Next;
 
-    private void PulseChanged()
-    {
-        TaskCompletionSource previous;
-        lock (_signalGate)
-        {
-            previous = _changed;
-            _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        }
-        previous.TrySetResult();
-    }
+    private void PulseChanged() => _changed.Pulse();
 
     // ------------------------------------------------------------------ housekeeping
 
