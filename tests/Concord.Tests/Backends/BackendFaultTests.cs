@@ -23,6 +23,7 @@ namespace Concord.Tests.Backends;
 /// private cluster can be used while other suites share the default ones.
 /// </remarks>
 [Trait("Category", "Stress")]
+[Collection(SharedServiceChanges.Name)]
 public sealed class BackendFaultTests
 {
     private const int Clients = 6;
@@ -448,4 +449,16 @@ public sealed class BackendFaultTests
         for (var i = 0; i < 60 && !mux.IsConnected; i++) await Task.Delay(250, CancellationToken.None);
         _ = mux.GetDatabase().Ping();
     }
+}
+
+/// <summary>
+/// Tests that stop, restart or reconfigure the shared PostgreSQL/Redis (<see cref="BackendFaultTests"/>,
+/// <see cref="Redis.RedisServerChecksTests"/>): run one at a time and after everything else, never beside each other
+/// (a Redis switched to an evicting policy by one must not meet the other's store opening).
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class SharedServiceChanges
+{
+    /// <summary>The collection's name.</summary>
+    public const string Name = "shared service changes";
 }

@@ -4,6 +4,7 @@ using StackExchange.Redis;
 namespace Concord.Tests.Redis;
 
 /// <summary>The Redis store refuses a server it cannot be correct on, with an error that says what to change.</summary>
+[Collection(Backends.SharedServiceChanges.Name)]
 public sealed class RedisServerChecksTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
