@@ -7,6 +7,7 @@ using Concord.Engine;
 using Concord.Internal;
 using Npgsql;
 using NpgsqlTypes;
+using PendingCommit = Concord.Engine.PendingCommit<Concord.Postgres.CommitStep>;
 
 namespace Concord.Postgres;
 
@@ -290,12 +291,7 @@ public sealed class PostgresStore : IConcordStore
 
     private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken, CommitStep? step = null)
     {
-        cancellationToken.ThrowIfCancellationRequested();
-        TxnEvaluator.Validate(ns, request, _semantics.MaxValueBytes);
-        var fingerprint = options.IdempotencyKey is null ? null : Fingerprint.Compute(ns, request, options);
-        var pending = new PendingCommit(ns, request, options, fingerprint,
-            TxnEvaluator.KeysRead(request).Distinct(StringComparer.Ordinal).ToArray(),
-            TxnEvaluator.PrefixesRead(request).Distinct(StringComparer.Ordinal).ToArray(), step, cancellationToken);
+        var pending = PendingCommit.Create(ns, request, options, _semantics.MaxValueBytes, step, cancellationToken);
         _commits.Submit(pending, CommitLoopAsync, _stop.Token);
         // Cancelling the wait does not withdraw a request the loop already took: like a cancelled COMMIT, its outcome is unknown.
         return await pending.Done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -372,11 +368,6 @@ public sealed class PostgresStore : IConcordStore
 
     /// <summary>A commit step refused or failed in a batch of several requests: run each alone.</summary>
     private sealed class SplitBatchException : Exception;
-
-    private sealed record PendingCommit(string Ns, TxnRequest Request, WriteOptions Options, byte[]? Fingerprint, string[] Keys, string[] Prefixes, CommitStep? Step, CancellationToken CancellationToken)
-    {
-        public TaskCompletionSource<TxnResult> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    }
 
     /// <summary>
     /// Evaluates and writes a batch in one transaction; returns each request's <see cref="TxnResult"/> or the
@@ -485,7 +476,7 @@ public sealed class PostgresStore : IConcordStore
             try
             {
                 refusal = await PostgresQueueService.ApplyPreparedAsync(conn, tx, _s, commit, cancellationToken).ConfigureAwait(false);
-                if (refusal is null && batch[index].Step is { } step) refusal = await step(conn, tx, commit, cancellationToken).ConfigureAwait(false);
+                if (refusal is null && batch[index].Attachment is { } step) refusal = await step(conn, tx, commit, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception) when (batch.Count > 1)
             {

@@ -6,6 +6,7 @@ using System.Text.Json;
 using Concord.Engine;
 using Concord.Internal;
 using StackExchange.Redis;
+using PendingCommit = Concord.Engine.PendingCommit<Concord.Redis.RedisCommitHook>;
 
 namespace Concord.Redis;
 
@@ -65,7 +66,7 @@ public sealed class RedisStore : IConcordStore
     private readonly string _p;
     private readonly RedisChannel _channel;
     private readonly CancellationTokenSource _stop = new();
-    private readonly GroupCommitQueue<PendingCommit> _commits = new(MaxBatch, static p => p.Hook is not null);
+    private readonly GroupCommitQueue<PendingCommit> _commits = new(MaxBatch, static p => p.Attachment is not null);
     // Rows as of _cacheRevision, for batches that skip the read (speculation); touched only by the one running commit loop.
     private readonly Dictionary<(string Ns, string Key), ConcordRecord?> _cache = [];
     private long _cacheRevision = -1;
@@ -309,12 +310,7 @@ public sealed class RedisStore : IConcordStore
 
     private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken, RedisCommitHook? hook = null)
     {
-        cancellationToken.ThrowIfCancellationRequested();
-        TxnEvaluator.Validate(ns, request, _semantics.MaxValueBytes);
-        var fingerprint = options.IdempotencyKey is null ? null : Fingerprint.Compute(ns, request, options);
-        var pending = new PendingCommit(ns, request, options, fingerprint,
-            TxnEvaluator.KeysRead(request).Distinct(StringComparer.Ordinal).ToArray(),
-            TxnEvaluator.PrefixesRead(request).Distinct(StringComparer.Ordinal).ToArray(), hook, cancellationToken);
+        var pending = PendingCommit.Create(ns, request, options, _semantics.MaxValueBytes, hook, cancellationToken);
         _commits.Submit(pending, CommitLoopAsync, _stop.Token);
         // Cancelling the wait does not withdraw a request the loop already took: its outcome is then unknown.
         return await pending.Done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -374,11 +370,6 @@ public sealed class RedisStore : IConcordStore
             var error = e is OperationCanceledException or ObjectDisposedException && _stop.IsCancellationRequested ? new StoreUnavailableException("The store is closed") : e;
             foreach (var p in batch) p.Done.TrySetException(error);
         }
-    }
-
-    private sealed record PendingCommit(string Ns, TxnRequest Request, WriteOptions Options, byte[]? Fingerprint, string[] Keys, string[] Prefixes, RedisCommitHook? Hook, CancellationToken CancellationToken)
-    {
-        public TaskCompletionSource<TxnResult> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     // KEYS: rev, ticks. ARGV: triples ('h', hash, field) or ('s', key, ''). Returns rev, ticks, then each value (nil when absent).
@@ -476,7 +467,7 @@ public sealed class RedisStore : IConcordStore
     }
 
     /// <summary>The hook runs only with a commit (never for a replay or a conflict), and only a batch of one carries it.</summary>
-    private static RedisCommitHook? HookOf(List<PendingCommit> batch, List<CommitEntry> commits) => commits.Count > 0 && batch.Count == 1 ? batch[0].Hook : null;
+    private static RedisCommitHook? HookOf(List<PendingCommit> batch, List<CommitEntry> commits) => commits.Count > 0 && batch.Count == 1 ? batch[0].Attachment : null;
 
     /// <summary>Evaluates the batch in queue order, each request seeing the commits before it; returns the outcomes and the commits.</summary>
     private object[] Evaluate(List<PendingCommit> batch, Dictionary<string, BatchView> views, long last, long lastTicks, out List<CommitEntry> commits)

@@ -45,3 +45,27 @@ internal sealed class GroupCommitQueue<T>(int maxBatch, Func<T, bool> runsAlone)
         return batch;
     }
 }
+
+/// <summary>
+/// One request waiting for a backend's group commit: validated, with its fingerprint and the keys and prefixes its
+/// evaluation reads, and what the backend commits along with it.
+/// </summary>
+/// <typeparam name="TAttachment">What the backend commits with the request (a PostgreSQL commit step, a Redis commit hook).</typeparam>
+internal sealed record PendingCommit<TAttachment>(string Ns, TxnRequest Request, WriteOptions Options, byte[]? Fingerprint, string[] Keys, string[] Prefixes, TAttachment? Attachment, CancellationToken CancellationToken)
+    where TAttachment : class
+{
+    /// <summary>Completed by the commit loop with the request's result or its failure.</summary>
+    public TaskCompletionSource<TxnResult> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Validates <paramref name="request"/> and gathers what its commit needs.</summary>
+    public static PendingCommit<TAttachment> Create(string ns, TxnRequest request, WriteOptions options, int maxValueBytes, TAttachment? attachment, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        TxnEvaluator.Validate(ns, request, maxValueBytes);
+        return new PendingCommit<TAttachment>(ns, request, options,
+            options.IdempotencyKey is null ? null : Engine.Fingerprint.Compute(ns, request, options),
+            TxnEvaluator.KeysRead(request).Distinct(StringComparer.Ordinal).ToArray(),
+            TxnEvaluator.PrefixesRead(request).Distinct(StringComparer.Ordinal).ToArray(),
+            attachment, cancellationToken);
+    }
+}
