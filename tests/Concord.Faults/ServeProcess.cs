@@ -17,6 +17,7 @@ public sealed partial class ServeProcess : IAsyncDisposable
     private const int SigStop = 19;
 
     private readonly string[] _args;
+    private readonly IReadOnlyDictionary<string, string> _environment;
     private Process? _process;
 
     // Children must not outlive the runner (a timeout or Ctrl-C would otherwise leave a SIGSTOPped server behind).
@@ -40,9 +41,10 @@ public sealed partial class ServeProcess : IAsyncDisposable
         }
     };
 
-    private ServeProcess(string[] args)
+    private ServeProcess(string[] args, IReadOnlyDictionary<string, string>? environment)
     {
         _args = args;
+        _environment = environment ?? new Dictionary<string, string>();
         Live[this] = true;
     }
 
@@ -54,14 +56,16 @@ public sealed partial class ServeProcess : IAsyncDisposable
 
     public int Starts { get; private set; }
 
-    /// <summary>Starts <c>concord serve --backend BACKEND [--connection C] [--data DIR] --no-strict</c> plus <paramref name="extra"/>.</summary>
-    public static async Task<ServeProcess> StartAsync(string backend, string? connection, string? dataDirectory, CancellationToken ct, params string[] extra)
+    /// <summary>
+    /// Starts <c>concord serve --backend BACKEND [--connection C] [--data DIR] --no-strict</c>, with
+    /// <paramref name="environment"/> added to the child's environment (configuration such as <c>Concord__X</c>) on every start.
+    /// </summary>
+    public static async Task<ServeProcess> StartAsync(string backend, string? connection, string? dataDirectory, CancellationToken ct, IReadOnlyDictionary<string, string>? environment = null)
     {
         var args = new List<string> { "serve", "--backend", backend, "--no-strict" };
         if (connection is not null) args.AddRange(["--connection", connection]);
         if (dataDirectory is not null) args.AddRange(["--data", dataDirectory]);
-        args.AddRange(extra);
-        var serve = new ServeProcess([.. args]);
+        var serve = new ServeProcess([.. args], environment);
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -87,6 +91,7 @@ public sealed partial class ServeProcess : IAsyncDisposable
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add(cli);
         foreach (var a in _args) info.ArgumentList.Add(a);
+        foreach (var (name, value) in _environment) info.Environment[name] = value;
         info.ArgumentList.Add("--urls");
         info.ArgumentList.Add($"http://127.0.0.1:{Port}");
         var process = Process.Start(info) ?? throw new InvalidOperationException("could not start concord serve");

@@ -52,19 +52,10 @@ public static class Soak
     {
         var result = new SoakResult { Options = o };
         var data = Path.Combine(Path.GetTempPath(), "concord-soak-" + Guid.NewGuid().ToString("N")[..8]);
-        ServeProcess started;
-        const string limitVariable = "Concord__IdempotencyMemoryLimit";
-        var previous = Environment.GetEnvironmentVariable(limitVariable);
-        Environment.SetEnvironmentVariable(limitVariable, o.IdempotencyMemoryLimit.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        try
+        await using var serve = await ServeProcess.StartAsync("embedded", null, data, ct, new Dictionary<string, string>
         {
-            started = await ServeProcess.StartAsync("embedded", null, data, ct);
-        }
-        finally
-        {
-            Environment.SetEnvironmentVariable(limitVariable, previous);
-        }
-        await using var serve = started;
+            ["Concord__IdempotencyMemoryLimit"] = o.IdempotencyMemoryLimit.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
         try
         {
             using var http = new HttpClient { BaseAddress = serve.BaseAddress, Timeout = TimeSpan.FromSeconds(10) };
