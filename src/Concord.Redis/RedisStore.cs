@@ -48,6 +48,8 @@ public sealed class RedisStoreOptions
 /// applies their new versions, change stream entries, history, index and idempotency records as consecutive revisions
 /// atomically — only if the global revision is still the one read. Commits are therefore totally ordered
 /// (linearizable); a batch that lost the race is re-read and re-evaluated. Watchers read the change stream, woken by pub/sub.
+/// Stream events also go, in the same script, to a Redis Stream per namespace whose entry ids are their positions (the
+/// native event log the stream service reads instead of merging streams).
 /// </summary>
 /// <remarks>
 /// <para>Durability is Redis's: with <c>appendonly yes</c> + <c>appendfsync always</c> nothing acknowledged is lost;
@@ -55,7 +57,7 @@ public sealed class RedisStoreOptions
 /// process or machine can lose the last ~1 s of acknowledged writes; without AOF, everything since the last RDB snapshot.</para>
 /// <para>Single Redis node (or primary): the script touches keys it computes, so Redis Cluster is not supported.</para>
 /// </remarks>
-public sealed class RedisStore : IConcordStore
+public sealed partial class RedisStore : IConcordStore
 {
     private readonly IConnectionMultiplexer _mux;
     private readonly bool _ownsMux;
@@ -121,6 +123,7 @@ public sealed class RedisStore : IConcordStore
         mux.ConnectionRestored += store.OnConnectionEvent;
         mux.ConnectionFailed += store.OnConnectionEvent;
         await mux.GetSubscriber().SubscribeAsync(store._channel, (_, _) => store.PulseChanged()).ConfigureAwait(false);
+        await store.StartEventLogAsync().ConfigureAwait(false);
         store._sweeper = store._time.CreateTimer(static s => _ = ((RedisStore)s!).SweepAsync(), store, store._semantics.ExpirySweepInterval, store._semantics.ExpirySweepInterval);
         return store;
     }
@@ -586,7 +589,9 @@ public sealed class RedisStore : IConcordStore
 
     // KEYS: rev, ticks, stream, expiry. ARGV: expected rev, ticks of the last commit, channel, retained revisions, number
     // of commits, then per commit (revisions expected + 1, + 2, …): n, 7 per change (kv hash, index zset, history zset,
-    // key, record json, deleted 0/1, expires ticks or ""), then idem key, idem json, idem ttl ms ("" "" "" when none).
+    // key, record json, deleted 0/1, expires ticks or ""), then idem key, idem json, idem ttl ms ("" "" "" when none), then
+    // the namespace's event log stream, m, and m pairs (1-based change number, event index) in ascending index order:
+    // XADD with explicit ids revision-index, which grow because revisions do (RedisEventLog.cs).
     // Each key's history keeps every version newer than the retention horizon plus the newest one at or below it.
     // History scores are revision + index/100000, so two writes of one key in one transaction stay ordered.
     private const string CommitScript = """
@@ -601,8 +606,10 @@ public sealed class RedisStore : IConcordStore
           local horizon = newrev - retained + 1
           local n = tonumber(ARGV[a])
           a = a + 1
+          local recs = {}
           for i = 0, n - 1 do
             local kv, idx, hist, key, rec, deleted, exp = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4], ARGV[a+5], ARGV[a+6]
+            recs[i + 1] = a
             redis.call('HSET', kv, key, rec)
             redis.call('ZADD', idx, 0, key)
             redis.call('ZADD', hist, newrev + i / 100000, rec)
@@ -617,6 +624,13 @@ public sealed class RedisStore : IConcordStore
           end
           if ARGV[a] ~= '' then redis.call('SET', ARGV[a], ARGV[a+1], 'PX', ARGV[a+2]) end
           a = a + 3
+          local events, m = ARGV[a], tonumber(ARGV[a+1])
+          a = a + 2
+          for e = 1, m do
+            local at = recs[tonumber(ARGV[a])]
+            redis.call('XADD', events, newrev .. '-' .. ARGV[a+1], 'k', ARGV[at+3], 'r', ARGV[at+4])
+            a = a + 2
+          end
         end
         redis.call('SET', KEYS[1], rev + commits)
         redis.call('SET', KEYS[2], ARGV[2])
@@ -659,6 +673,7 @@ public sealed class RedisStore : IConcordStore
                 args.Add(Math.Max(1, (long)(idem.ExpiresAt - _time.GetUtcNow()).TotalMilliseconds));
             }
             else args.AddRange(["", "", ""]);
+            AddEventLogArgs(args, commit);
         }
         if (hook is not null)
         {
