@@ -40,7 +40,7 @@ public sealed class StoreStreamService : IStreamService
         _options = options ?? new StreamServiceOptions();
         _options.Validate();
         _store = store;
-        _log = store as IEventLog;
+        _log = _options.UseEventLog ? store as IEventLog : null;
     }
 
     /// <summary>The store's event log when it serves <paramref name="filter"/> for positions after <paramref name="from"/> (forward) or all of it (backward).</summary>
