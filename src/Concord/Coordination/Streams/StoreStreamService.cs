@@ -40,8 +40,16 @@ public sealed class StoreStreamService : IStreamService
         _options = options ?? new StreamServiceOptions();
         _options.Validate();
         _store = store;
-        _log = _options.UseEventLog ? store as IEventLog : null;
+        _log = _options.UseEventLog ? EventLogOf(store) : null;
     }
+
+    /// <summary>The store's native event log, looking through the instrumentation wrapper (the server wraps every store in one).</summary>
+    private static IEventLog? EventLogOf(IConcordStore store) => store switch
+    {
+        IEventLog log => log,
+        InstrumentedStore instrumented => EventLogOf(instrumented.Inner),
+        _ => null,
+    };
 
     /// <summary>The store's event log when it serves <paramref name="filter"/> for positions after <paramref name="from"/> (forward) or all of it (backward).</summary>
     private IEventLog? LogFor(StreamFilter filter, StreamPosition from, ReadDirection direction)

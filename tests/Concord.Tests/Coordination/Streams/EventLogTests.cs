@@ -28,6 +28,9 @@ public abstract class EventLogTests : StoreTestBase
     /// <summary>Another node over the same database, polling only every hour: what it sees live was pushed.</summary>
     protected abstract Task<IConcordStore> OpenPushOnlyNodeAsync();
 
+    /// <summary>Empties the native log behind the service's back (to tell which path a read took).</summary>
+    protected abstract Task ClearLogAsync();
+
     protected static EventData E(string type, int n) => EventData.From(type, new { n });
 
     protected static int N(RecordedEvent e) => e.Data.GetProperty("n").GetInt32();
@@ -81,6 +84,18 @@ public abstract class EventLogTests : StoreTestBase
         Assert.NotEmpty(backward);
         Assert.Equal(backward.OrderByDescending(e => e.Position).Select(e => e.Position), backward.Select(e => e.Position));
         Assert.All(backward, e => Assert.StartsWith("orders/", e.Stream));
+    }
+
+    [Fact]
+    public async Task ReadAll_ThroughTheInstrumentedStore_ReadsTheLog()
+    {
+        // The server hands the stream service an InstrumentedStore: the log must still be found behind it.
+        var streams = new StoreStreamService(new Concord.Diagnostics.InstrumentedStore(Store));
+        await streams.AppendAsync(Ns, "a/1", [E("A", 0)], ExpectedVersion.Any, null, Ct);
+        Assert.Single(await streams.ReadAllAsync(Ns, StreamPosition.Start, 10, StreamFilter.ForPrefix("a/"), cancellationToken: Ct));
+        await ClearLogAsync();
+        Assert.Empty(await streams.ReadAllAsync(Ns, StreamPosition.Start, 10, StreamFilter.ForPrefix("a/"), cancellationToken: Ct));
+        Assert.Single(await Merge.ReadAllAsync(Ns, StreamPosition.Start, 10, StreamFilter.ForPrefix("a/"), cancellationToken: Ct));
     }
 
     [Fact]
@@ -161,6 +176,14 @@ public sealed class PostgresEventLogTests : EventLogTests
     protected override async Task<IConcordStore> OpenPushOnlyNodeAsync() =>
         await PostgresStore.OpenAsync(new PostgresStoreOptions { ConnectionString = PostgresStores.ConnectionString, Schema = Schema, PollInterval = TimeSpan.FromHours(1) }, Ct);
 
+    protected override async Task ClearLogAsync()
+    {
+        await using var conn = new NpgsqlConnection(PostgresStores.ConnectionString);
+        await conn.OpenAsync(Ct);
+        await using var delete = new NpgsqlCommand($"DELETE FROM {Schema}.stream_events", conn);
+        await delete.ExecuteNonQueryAsync(Ct);
+    }
+
     [Fact]
     public async Task Open_DatabaseFromBeforeTheLog_BackfillsStoredEventsInPositionOrder()
     {
@@ -191,6 +214,8 @@ public sealed class RedisEventLogTests : EventLogTests
 
     protected override async Task<IConcordStore> OpenPushOnlyNodeAsync() =>
         await RedisStore.OpenAsync(new RedisStoreOptions { Configuration = Environment.GetEnvironmentVariable("CONCORD_REDIS") ?? "127.0.0.1:6379", Prefix = Prefix, PollInterval = TimeSpan.FromHours(1) }, Ct);
+
+    protected override Task ClearLogAsync() => RedisStores.Multiplexer.GetDatabase().KeyDeleteAsync($"{Prefix}:events:{Ns}");
 
     [Fact]
     public async Task Append_EntryIdsAreThePositions()
