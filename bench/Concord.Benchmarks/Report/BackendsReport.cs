@@ -47,27 +47,23 @@ internal static class BackendsReport
         md.AppendLine("for the whole agent loop; with one client their ceiling is 0.5× even at zero overhead.");
         md.AppendLine();
 
+        const string pgbench = " pgbench's simple-update transaction (`-N`) is `BEGIN; UPDATE pgbench_accounts …; SELECT abalance …;"
+            + " INSERT INTO pgbench_history …; END;` on a random account of 1,000,000 (scale 10), in a scratch database created and dropped by the run.";
+        const string redisBenchmark = " redis-benchmark sends plain `SET key:__rand_int__` (random key of 10,000, 7-byte value) from N connections,"
+            + " in a Redis database of its own whose keys are deleted afterwards.";
         Section(md, load, "postgres-op", "Compare-and-swap operations on PostgreSQL vs pgbench -N",
             "Each Concord client writes a random key of 10,000 with `PutAsync(…, Expect.Version(v))`, v being the version the"
             + " clients last saw for that key (what a writer that remembers its record's version sends); a lost race — another client"
-            + " wrote the key since — retries with the version the conflict carries (counted in the conflict rate). pgbench's"
-            + " simple-update transaction (`-N`) is `BEGIN; UPDATE pgbench_accounts …; SELECT abalance …; INSERT INTO pgbench_history …; END;`"
-            + " on a random account of 1,000,000 (scale 10), in a scratch database created and dropped by the run.",
+            + " wrote the key since — retries with the version the conflict carries (counted in the conflict rate)." + pgbench,
             "CAS/s", "pgbench tps");
         Section(md, load, "postgres", "Read-modify-write on PostgreSQL vs pgbench -N",
             "Each Concord client picks a random key of 10,000 (seeded with `{\"n\":0}`), reads it (`GetAsync`) and writes it with"
-            + " `PutAsync(…, Expect.Version(v))`, retrying a lost race with the version the conflict carries; one success = one update."
-            + " pgbench's simple-update transaction (`-N`) is `BEGIN; UPDATE pgbench_accounts …; SELECT abalance …; INSERT INTO pgbench_history …; END;`"
-            + " on a random account of 1,000,000 (scale 10), in a scratch database created and dropped by the run.",
+            + " `PutAsync(…, Expect.Version(v))`, retrying a lost race with the version the conflict carries; one success = one update." + pgbench,
             "CAS/s", "pgbench tps");
         Section(md, load, "redis-op", "Compare-and-swap operations on Redis vs redis-benchmark SET",
-            "The same CAS operation on `RedisStore` (all clients share one StackExchange.Redis multiplexer). redis-benchmark sends plain"
-            + " `SET key:__rand_int__` (random key of 10,000, 7-byte value) from N connections, in a Redis database of its own whose keys are deleted afterwards.",
-            "CAS/s", "SET/s");
+            "The same CAS operation on `RedisStore` (all clients share one StackExchange.Redis multiplexer)." + redisBenchmark, "CAS/s", "SET/s");
         Section(md, load, "redis", "Read-modify-write on Redis vs redis-benchmark SET",
-            "The read-modify-write loop on `RedisStore`. redis-benchmark sends plain"
-            + " `SET key:__rand_int__` (random key of 10,000, 7-byte value) from N connections, in a Redis database of its own whose keys are deleted afterwards.",
-            "CAS/s", "SET/s");
+            "The read-modify-write loop on `RedisStore`." + redisBenchmark, "CAS/s", "SET/s");
         Section(md, load, "queue", "Queue throughput on PostgreSQL vs a hand-written SKIP LOCKED loop",
             "Each Concord client enqueues a task, leases one (30 s visibility) and acks it through `StoreQueueService` on `PostgresStore`;"
             + " one acked task = one. The peer is the textbook PostgreSQL work queue: `INSERT` a row, then"
