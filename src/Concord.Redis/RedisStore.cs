@@ -610,8 +610,8 @@ public sealed partial class RedisStore : IConcordStore
           for i = 0, n - 1 do
             local kv, idx, hist, key, rec, deleted, exp = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4], ARGV[a+5], ARGV[a+6]
             recs[i + 1] = a
-            redis.call('HSET', kv, key, rec)
-            redis.call('ZADD', idx, 0, key)
+            -- kv fields are never removed (deletes are tombstones), so a key is in the index exactly when HSET found it.
+            if redis.call('HSET', kv, key, rec) == 1 then redis.call('ZADD', idx, 0, key) end
             redis.call('ZADD', hist, newrev + i / 100000, rec)
             if horizon > 1 then
               local keep = redis.call('ZREVRANGEBYSCORE', hist, horizon + 0.5, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)

@@ -26,7 +26,9 @@ internal sealed class GroupCommitQueue<T>(int maxBatch, Func<T, bool> runsAlone)
             lead = !_committing;
             _committing = true;
         }
-        if (lead) _ = Task.Run(loop, CancellationToken.None);
+        // The leader runs the loop on its own thread up to the loop's first await (its first round trip): one thread-pool
+        // hop less per commit for a lone writer. The loop never throws, and its continuations run off the caller's thread.
+        if (lead) _ = loop();
     }
 
     /// <summary>
