@@ -29,7 +29,7 @@ public sealed class PostgresStoreOptions
     /// </summary>
     public ConcordEngineOptions Semantics { get; set; } = new();
 
-    /// <summary>How often watchers poll when no notification arrives (notifications make delivery immediate). <value>Default: 1 s.</value></summary>
+    /// <summary>How often watchers and stream subscribers poll when no notification arrives (notifications make delivery immediate). <value>Default: 1 s.</value></summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Attempts for serialization failures and deadlocks before giving up. <value>Default: 5.</value></summary>

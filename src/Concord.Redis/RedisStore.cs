@@ -28,7 +28,7 @@ public sealed class RedisStoreOptions
     /// <summary>Semantics shared with the embedded engine (strict mode, limits, retention, clock).</summary>
     public ConcordEngineOptions Semantics { get; set; } = new();
 
-    /// <summary>How often watchers poll when no notification arrives. <value>Default: 1 s.</value></summary>
+    /// <summary>How often watchers and stream subscribers poll when no notification arrives. <value>Default: 1 s.</value></summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Attempts when another writer committed between our read and our commit. <value>Default: 200.</value></summary>

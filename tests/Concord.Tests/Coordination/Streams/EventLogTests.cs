@@ -133,7 +133,14 @@ public abstract class EventLogTests : StoreTestBase
         {
             var appended = await streamsA.AppendAsync(Ns, $"x/{i}", [E("A", i)], ExpectedVersion.Any, null, Ct);
             var next = sub.MoveNextAsync().AsTask();
-            Assert.True(await next.WaitAsync(TimeSpan.FromSeconds(15), Ct));
+            var delivered = await Task.WhenAny(next, Task.Delay(TimeSpan.FromSeconds(15), Ct)) == next;
+            if (!delivered)
+            {
+                await cts.CancelAsync(); // end the pending wait so the enumerator can be disposed
+                await Assert.ThrowsAnyAsync<OperationCanceledException>(() => next);
+            }
+            Assert.True(delivered, $"event {i} appended on node A was not pushed to node B's subscriber");
+            Assert.True(await next);
             Assert.Equal(i, N(sub.Current));
             Assert.Equal(appended.FirstPosition, sub.Current.Position);
         }
