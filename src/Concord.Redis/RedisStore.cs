@@ -158,6 +158,7 @@ public sealed partial class RedisStore : IConcordStore
     private RedisKey OldestKey => _p + ":oldest";
     private RedisKey StreamKey => _p + ":changes";
     private RedisKey ExpiryKey => _p + ":expiry";
+    private RedisKey TokenKey => _p + ":token";
     private RedisKey KvKey(string ns) => $"{_p}:kv:{ns}";
     private RedisKey IndexKey(string ns) => $"{_p}:idx:{ns}";
     private RedisKey HistoryKey(string ns, string key) => $"{_p}:hist:{ns}:{key}";
@@ -330,18 +331,129 @@ public sealed partial class RedisStore : IConcordStore
     /// and a node's clients never race each other. A batch that lost the race to another node is re-read and
     /// re-evaluated whole. The loop never throws: every request it takes is completed, with its result or an exception.
     /// </summary>
+    /// <remarks>
+    /// Speculative batches (see <see cref="TrySendSpeculative"/>) are pipelined: up to <see cref="MaxInFlight"/> commit
+    /// scripts are on the wire at once, each evaluated on top of the ones before it. They are settled in order; the
+    /// first that did not apply sends its batch, and every batch still in flight behind it, through the read path again,
+    /// in queue order.
+    /// </remarks>
     private async Task CommitLoopAsync()
     {
+        var inFlight = new Queue<Flight>();
         while (true)
         {
+            // While commits are in flight the loop keeps the lead even when the queue is empty: it must settle them.
             // A hooked request goes alone (see _commits): its guard may refuse the whole script.
-            var batch = _commits.TakeBatch();
-            if (batch.Count == 0) return;
+            var batch = _commits.TakeBatch(keepLead: inFlight.Count > 0);
+            if (batch.Count == 0)
+            {
+                if (inFlight.Count == 0) return;
+                await SettleInOrderAsync(inFlight).ConfigureAwait(false);
+                continue;
+            }
             // A request cancelled while it waited is withdrawn: nothing of it was sent.
             batch.RemoveAll(p => p.CancellationToken.IsCancellationRequested && p.Done.TrySetCanceled(p.CancellationToken));
-            if (batch.Count > 0) await CommitBatchWithRetriesAsync(batch).ConfigureAwait(false);
+            if (batch.Count == 0) continue;
+            if (inFlight.Count >= MaxInFlight) await SettleInOrderAsync(inFlight).ConfigureAwait(false);
+            if (TrySendSpeculative(batch, inFlight.Count > 0 ? inFlight.Last().Token : null) is { } flight)
+            {
+                if (inFlight.Count > 0) Interlocked.Increment(ref _pipelined);
+                inFlight.Enqueue(flight);
+                continue;
+            }
+            while (inFlight.Count > 0) await SettleInOrderAsync(inFlight).ConfigureAwait(false);
+            await CommitBatchWithRetriesAsync(batch).ConfigureAwait(false);
         }
     }
+
+    /// <summary>Most speculative commit scripts one node has on the wire at once.</summary>
+    private const int MaxInFlight = 4;
+
+    /// <summary>
+    /// A speculative batch whose commit script was sent: its outcomes (valid only if the script applies), the script's
+    /// answer, and the commit token the script leaves when it applies (the previous flight's token when it commits nothing).
+    /// </summary>
+    private sealed record Flight(List<PendingCommit> Batch, object[] Outcomes, Task<bool> Applied, string? Token);
+
+    /// <summary>
+    /// Evaluates <paramref name="batch"/> against the remembered rows — which include the commits still in flight — and
+    /// sends its commit script without waiting for the answer; null when the batch cannot be speculated (it then goes
+    /// through <see cref="CommitBatchWithRetriesAsync"/> once everything in flight is settled).
+    /// </summary>
+    /// <param name="batch">Requests taken from the queue, none of them hooked.</param>
+    /// <param name="previousToken">
+    /// The token of the newest commit in flight, or null when nothing of this node is in flight. The script applies only
+    /// if the revision is the expected one AND the last commit left that token: a revision alone could also have been
+    /// reached by another node's commits after an earlier flight failed.
+    /// </param>
+    private Flight? TrySendSpeculative(List<PendingCommit> batch, string? previousToken)
+    {
+        if (Volatile.Read(ref _cacheInvalid) == 1 || _speculationPause > 0 || batch.Any(p => p.Attachment is not null) || !CanSpeculate(batch)) return null;
+        var outcomes = Evaluate(batch, ViewsFromCache(batch), _cacheRevision, _cacheTicks, out var commits);
+        var token = commits.Count > 0 ? NewCommitToken() : previousToken;
+        var applied = CommitAsync(commits, _cacheRevision, null, previousToken, token);
+        CacheCommits(commits);
+        return new Flight(batch, outcomes, applied, token);
+    }
+
+    /// <summary>
+    /// Settles the oldest flight: completes its requests when its script applied; otherwise forgets the remembered rows
+    /// and runs its batch again through the read path, and settles every flight behind it the same way (they were
+    /// evaluated on top of it, so their scripts fail too, unless it applied after all — an error with an unknown outcome).
+    /// </summary>
+    private async Task SettleInOrderAsync(Queue<Flight> inFlight)
+    {
+        if (await SettleAsync(inFlight.Dequeue()).ConfigureAwait(false)) return;
+        while (inFlight.Count > 0) await SettleAsync(inFlight.Dequeue()).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Pipelining counters for tests and diagnostics: speculative scripts sent while another was in flight, and flights
+    /// that did not apply and went through the read path again.
+    /// </summary>
+    internal (long Pipelined, long Rerun) PipelineStats => (Interlocked.Read(ref _pipelined), Interlocked.Read(ref _rerun));
+
+    private long _pipelined;
+    private long _rerun;
+
+    private async Task<bool> SettleAsync(Flight flight)
+    {
+        bool applied;
+        try
+        {
+            applied = await flight.Applied.ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // The script may or may not have run: the callers get a transient error and retry with their idempotency keys.
+            ClearCache();
+            var error = e is OperationCanceledException or ObjectDisposedException && _stop.IsCancellationRequested ? new StoreUnavailableException("The store is closed") : e;
+            foreach (var p in flight.Batch) p.Done.TrySetException(error);
+            return false;
+        }
+        if (applied)
+        {
+            for (var i = 0; i < flight.Batch.Count; i++)
+            {
+                if (flight.Outcomes[i] is TxnResult result) flight.Batch[i].Done.TrySetResult(result);
+                else flight.Batch[i].Done.TrySetException((Exception)flight.Outcomes[i]);
+            }
+            return true;
+        }
+        // Another writer (a node, the sweeper) committed since, or an earlier flight failed: read, and speculate less for a while.
+        ClearCache();
+        _speculationPause = 8;
+        Interlocked.Increment(ref _rerun);
+        await CommitBatchWithRetriesAsync(flight.Batch).ConfigureAwait(false);
+        return false;
+    }
+
+    private long _tokens;
+
+    /// <summary>A token no other commit ever leaves: this store instance's id and a counter.</summary>
+    private string NewCommitToken() => $"{_instance}:{Interlocked.Increment(ref _tokens).ToString(CultureInfo.InvariantCulture)}";
+
+    private readonly string _instance = Guid.NewGuid().ToString("N");
 
     private async Task CommitBatchWithRetriesAsync(List<PendingCommit> batch)
     {
@@ -588,7 +700,8 @@ public sealed partial class RedisStore : IConcordStore
     }
 
     // KEYS: rev, ticks, stream, expiry. ARGV: expected rev, ticks of the last commit, channel, retained revisions, number
-    // of commits, then per commit (revisions expected + 1, + 2, …): n, 7 per change (kv hash, index zset, history zset,
+    // of commits, the commit-token key, the token the last commit must have left ("" = any), the token these commits
+    // leave, then per commit (revisions expected + 1, + 2, …): n, 7 per change (kv hash, index zset, history zset,
     // key, record json, deleted 0/1, expires ticks or ""), then idem key, idem json, idem ttl ms ("" "" "" when none), then
     // the namespace's event log stream, m, and m pairs (1-based change number, event index) in ascending index order:
     // XADD with explicit ids revision-index, which grow because revisions do (RedisEventLog.cs).
@@ -597,10 +710,11 @@ public sealed partial class RedisStore : IConcordStore
     private const string CommitScript = """
         local rev = tonumber(redis.call('GET', KEYS[1]) or '0')
         if rev ~= tonumber(ARGV[1]) then return 0 end
+        if ARGV[7] ~= '' and redis.call('GET', ARGV[6]) ~= ARGV[7] then return 0 end
         local commits = tonumber(ARGV[5])
         if commits == 0 then return 1 end
         local retained = tonumber(ARGV[4])
-        local a = 6
+        local a = 9
         for c = 1, commits do
           local newrev = rev + c
           local horizon = newrev - retained + 1
@@ -634,6 +748,7 @@ public sealed partial class RedisStore : IConcordStore
         end
         redis.call('SET', KEYS[1], rev + commits)
         redis.call('SET', KEYS[2], ARGV[2])
+        redis.call('SET', ARGV[6], ARGV[8])
         redis.call('PUBLISH', ARGV[3], rev + commits)
         return 1
         """;
@@ -645,9 +760,18 @@ public sealed partial class RedisStore : IConcordStore
     /// Applies consecutive commits (revisions <paramref name="expected"/> + 1, + 2, …) atomically if the revision is still
     /// <paramref name="expected"/>; false when another commit won. With no commits, only checks the revision.
     /// </summary>
-    private async Task<bool> CommitAsync(IReadOnlyList<CommitEntry> commits, long expected, RedisCommitHook? hook = null)
+    /// <param name="commits">The commits, revisions <paramref name="expected"/> + 1, + 2, ….</param>
+    /// <param name="expected">The revision the commits were evaluated on.</param>
+    /// <param name="hook">Native work to commit with them (a batch of one).</param>
+    /// <param name="expectedToken">When set, the script also requires the last commit to have left this token (pipelined commits).</param>
+    /// <param name="token">The token these commits leave; a fresh one when null.</param>
+    private async Task<bool> CommitAsync(IReadOnlyList<CommitEntry> commits, long expected, RedisCommitHook? hook = null, string? expectedToken = null, string? token = null)
     {
-        var args = new List<RedisValue> { expected, commits.Count > 0 ? commits[^1].Time.UtcTicks : 0, _channel.ToString(), _semantics.RetainedRevisions, commits.Count };
+        var args = new List<RedisValue>
+        {
+            expected, commits.Count > 0 ? commits[^1].Time.UtcTicks : 0, _channel.ToString(), _semantics.RetainedRevisions, commits.Count,
+            (string)TokenKey!, expectedToken ?? "", commits.Count > 0 ? token ?? NewCommitToken() : "",
+        };
         for (var c = 0; c < commits.Count; c++)
         {
             var commit = commits[c];
