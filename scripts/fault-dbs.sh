@@ -75,6 +75,21 @@ redis_wait_gone() {
 
 redis_pid() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" info server 2>/dev/null | awk -F: '/^process_id:/ {print $2}' | tr -d '\r'; }
 
+
+# Stop, wait until the postmaster process has really exited (pg_ctl can return before it has: `restart` then found
+# "another postmaster running" and failed the fault run), then start.
+pg_restart() {
+  local pidfile=/var/lib/postgresql/$PG_VERSION/$PG_NAME/postmaster.pid pid=""
+  [ -f "$pidfile" ] && pid=$(head -1 "$pidfile")
+  pg_ctlcluster $PG_VERSION $PG_NAME stop -m "$1" || true
+  for _ in $(seq 1 600); do
+    if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  pg_ctlcluster $PG_VERSION $PG_NAME start
+  pg_wait
+}
+
 case "${1:-up}" in
   up)
     pg_up
@@ -92,8 +107,8 @@ case "${1:-up}" in
     redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
     rm -rf "$REDIS_DIR"
     ;;
-  pg-restart-fast) pg_ctlcluster $PG_VERSION $PG_NAME restart -m fast; pg_wait ;;
-  pg-restart-immediate) pg_ctlcluster $PG_VERSION $PG_NAME restart -m immediate; pg_wait ;;
+  pg-restart-fast) pg_restart fast ;;
+  pg-restart-immediate) pg_restart immediate ;;
   redis-shutdown)
     redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
     redis_wait_gone; redis_start ;;
