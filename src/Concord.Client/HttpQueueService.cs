@@ -188,6 +188,13 @@ public sealed class HttpQueueService : IQueueService
     public async ValueTask<QueueStats> GetStatsAsync(string ns, string queue, CancellationToken cancellationToken = default) =>
         await GetAsync<QueueStats>(Url(ns, queue), cancellationToken).ConfigureAwait(false);
 
+    /// <inheritdoc />
+    public async ValueTask<QueueListPage> ListQueuesAsync(string ns, string? after = null, int limit = 100, CancellationToken cancellationToken = default)
+    {
+        var query = after is null ? $"?limit={limit}" : $"?limit={limit}&after={Uri.EscapeDataString(after)}";
+        return await GetAsync<QueueListPage>($"v1/ns/{Uri.EscapeDataString(ns)}/queues{query}", cancellationToken).ConfigureAwait(false);
+    }
+
     // ------------------------------------------------------------------ plumbing
 
     private Task<HttpResponseMessage> SendAsync(string url, object body, string? agent, bool retryable, CancellationToken cancellationToken)

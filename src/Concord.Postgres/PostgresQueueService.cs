@@ -898,6 +898,41 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
         }).ConfigureAwait(false);
     }
 
+    /// <inheritdoc />
+    /// <remarks>
+    /// Two loose index scans (one over <c>queue_tasks</c>, one over <c>queue_dead</c>, each hopping from one queue name to
+    /// the next through the primary key), merged: O(limit) index probes however many tasks the queues hold.
+    /// </remarks>
+    public async ValueTask<QueueListPage> ListQueuesAsync(string ns, string? after = null, int limit = 100, CancellationToken cancellationToken = default)
+    {
+        QueueRules.ValidateListQueues(ns, after, limit);
+        return await Translate(async () =>
+        {
+            await using var cmd = _ds.CreateCommand($"""
+                WITH RECURSIVE
+                t(q) AS (
+                    (SELECT queue FROM {_s}.queue_tasks WHERE ns = $1 AND queue > $2 ORDER BY queue LIMIT 1)
+                    UNION ALL
+                    SELECT (SELECT queue FROM {_s}.queue_tasks WHERE ns = $1 AND queue > t.q ORDER BY queue LIMIT 1) FROM t WHERE t.q IS NOT NULL),
+                d(q) AS (
+                    (SELECT queue FROM {_s}.queue_dead WHERE ns = $1 AND queue > $2 ORDER BY queue LIMIT 1)
+                    UNION ALL
+                    SELECT (SELECT queue FROM {_s}.queue_dead WHERE ns = $1 AND queue > d.q ORDER BY queue LIMIT 1) FROM d WHERE d.q IS NOT NULL)
+                SELECT q FROM ((SELECT q FROM t WHERE q IS NOT NULL LIMIT $3) UNION (SELECT q FROM d WHERE q IS NOT NULL LIMIT $3)) u
+                ORDER BY q COLLATE "C" LIMIT $3
+                """);
+            Add(cmd, ns);
+            Add(cmd, after ?? "");
+            Add(cmd, limit + 1);
+            var names = new List<string>(Math.Min(limit + 1, 128));
+            await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false)) names.Add(reader.GetString(0));
+            if (names.Count <= limit) return new QueueListPage(names, null);
+            names.RemoveAt(limit);
+            return new QueueListPage(names, names[^1]);
+        }).ConfigureAwait(false);
+    }
+
     // ---------------------------------------------------------------- wake-ups
 
     private Task Signal() => _signal.Next;

@@ -12,7 +12,8 @@ namespace Concord.Redis;
 /// task); <c>dead</c> zset (dead-at µs → task); <c>g:{group}</c> list of a group's unfinished tasks, head first (only
 /// the head is ever in a stream); <c>dd:{dedup id}</c> → "until µs|task id" with a PX TTL; <c>ack:{id}</c> → the
 /// receipt of the last native ack (replay of a retried ack); <c>seq</c> receipt counter; <c>n</c> live task count;
-/// <c>log</c> optional journal stream.</para>
+/// <c>log</c> optional journal stream. Per namespace, <c>{prefix}:q:{ns}|queues</c> is a zset (all scores 0, so
+/// ordered by name) of the queues whose <c>n</c> is positive, for listing.</para>
 /// <para>Task hash fields: tid task id, p payload, st state (ready|waiting|leased|dead), a attempts, m max attempts, pr priority,
 /// g group ('' none), dd dedup id, enq enqueued-at µs, vis visible-at µs, sid stream entry id while in a stream,
 /// r receipt, c consumer, dl lease deadline µs, e last error, dead dead-at µs, tp traceparent.</para>
@@ -33,6 +34,21 @@ internal static class RedisQueueScripts
         local function tkey(id) return B .. 't:' .. id end
         local function skey(prio) return B .. 's:' .. prio end
         local function rev() return redis.call('GET', REV) or '0' end
+        local function registry()
+          local slash = string.match(B, '^.*()/')
+          return string.sub(B, 1, slash - 1) .. '|queues', string.sub(B, slash + 1, -2)
+        end
+        local function count_up()
+          redis.call('INCR', B .. 'n')
+          local reg, name = registry()
+          redis.call('ZADD', reg, 0, name)
+        end
+        local function count_down()
+          if redis.call('DECR', B .. 'n') <= 0 then
+            local reg, name = registry()
+            redis.call('ZREM', reg, name)
+          end
+        end
         local function log(e, id, x)
           if JOURNAL > 0 then redis.call('XADD', B .. 'log', 'MAXLEN', '~', JOURNAL, '*', 'e', e, 'id', id, 'x', x or '') end
         end
@@ -124,7 +140,7 @@ internal static class RedisQueueScripts
           unstream(id)
           advance(id, g)
           redis.call('DEL', tkey(id))
-          redis.call('DECR', B .. 'n')
+          count_down()
           if replay_px ~= '' then redis.call('SET', B .. 'ack:' .. id, receipt, 'PX', replay_px) end
           log('ack', id, receipt)
         end
@@ -148,7 +164,7 @@ internal static class RedisQueueScripts
         end
         redis.call('HSET', tkey(id), 'tid', id, 'p', A[7], 'st', 'waiting', 'a', 0, 'm', A[8], 'pr', A[9], 'g', group, 'dd', dedup,
           'enq', NOW, 'vis', A[14], 'sid', '', 'tp', A[15])
-        redis.call('INCR', B .. 'n')
+        count_up()
         log('enqueue', id, group)
         if group ~= '' and redis.call('RPUSH', B .. 'g:' .. group, id) > 1 then return finish({1, id, rev()}) end
         make_ready(id)
@@ -272,7 +288,7 @@ internal static class RedisQueueScripts
         if redis.call('HGET', tkey(id), 'st') ~= 'dead' then return 0 end
         redis.call('ZREM', B .. 'dead', id)
         redis.call('DEL', tkey(id))
-        redis.call('DECR', B .. 'n')
+        count_down()
         log('delete', id, '')
         return 1
         """);

@@ -571,6 +571,35 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
         return new QueueStats((int)(long)r[0], (int)(long)r[1], (int)(long)r[2], (int)(long)r[3], (int)(long)r[4]);
     }
 
+    /// <inheritdoc />
+    /// <remarks>
+    /// One <c>ZRANGEBYLEX</c> over the namespace's queue index (<c>{prefix}:q:{ns}|queues</c>), which the scripts keep in
+    /// step with each queue's task count: O(log queues + limit).
+    /// </remarks>
+    public async ValueTask<QueueListPage> ListQueuesAsync(string ns, string? after = null, int limit = 100, CancellationToken cancellationToken = default)
+    {
+        QueueRules.ValidateListQueues(ns, after, limit);
+        cancellationToken.ThrowIfCancellationRequested();
+        RedisValue[] values;
+        try
+        {
+            values = await _db.SortedSetRangeByValueAsync($"{_prefix}:q:{ns}|queues", after is null ? default : (RedisValue)after, default,
+                after is null ? Exclude.None : Exclude.Start, Order.Ascending, 0, limit + 1).ConfigureAwait(false);
+        }
+        catch (RedisException e)
+        {
+            throw new StoreUnavailableException($"Redis is unavailable: {e.Message}", e, isTransient: true);
+        }
+        catch (TimeoutException e)
+        {
+            throw new StoreUnavailableException($"Redis timed out: {e.Message}", e, isTransient: true);
+        }
+        var names = values.Select(v => (string)v!).ToList();
+        if (names.Count <= limit) return new QueueListPage(names, null);
+        names.RemoveAt(limit);
+        return new QueueListPage(names, names[^1]);
+    }
+
     /// <summary>The journal of a queue (see <see cref="RedisQueueOptions.JournalLength"/>): (event, task id, detail) in commit order.</summary>
     internal async Task<IReadOnlyList<(string Event, string TaskId, string Detail)>> ReadJournalAsync(string ns, string queue)
     {

@@ -76,6 +76,33 @@ public interface IQueueService
 
     /// <summary>Counts tasks by state (scans the queue: O(tasks); for dashboards and tests, not hot paths).</summary>
     ValueTask<QueueStats> GetStatsAsync(string ns, string queue, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// The queues of <paramref name="ns"/> that hold at least one task (ready, delayed, waiting, leased or dead), one page
+    /// at a time in ordinal order of their names: the names after <paramref name="after"/> (exclusive), at most
+    /// <paramref name="limit"/> of them. A queue whose tasks were all acked or deleted is not listed (a queue exists only
+    /// through its tasks). Pass <see cref="QueueListPage.NextAfter"/> back as <paramref name="after"/> for the next page.
+    /// </summary>
+    /// <param name="ns">Namespace.</param>
+    /// <param name="after">Start after this queue name; null starts at the first queue.</param>
+    /// <param name="limit">Most names returned, 1 to <see cref="QueueListPage.MaxLimit"/>.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <remarks>
+    /// Not a snapshot: a queue created or drained while the pages are read may or may not appear, but every queue that
+    /// holds tasks throughout is listed exactly once, in order. The native queues keep an index of their queues, so a page
+    /// costs O(limit); <see cref="StoreQueueService"/> skips over each queue's keys with one short list call per queue.
+    /// </remarks>
+    /// <exception cref="InvalidRequestException"><paramref name="limit"/> is out of range or <paramref name="after"/> is not a valid queue name.</exception>
+    ValueTask<QueueListPage> ListQueuesAsync(string ns, string? after = null, int limit = 100, CancellationToken cancellationToken = default);
+}
+
+/// <summary>One page of <see cref="IQueueService.ListQueuesAsync"/>.</summary>
+/// <param name="Queues">Queue names, in ordinal order.</param>
+/// <param name="NextAfter">The last name of this page when more queues follow (pass it as <c>after</c>); null on the last page.</param>
+public sealed record QueueListPage(IReadOnlyList<string> Queues, string? NextAfter)
+{
+    /// <summary>The largest page <see cref="IQueueService.ListQueuesAsync"/> returns.</summary>
+    public const int MaxLimit = 1000;
 }
 
 /// <summary>Options of one enqueue.</summary>

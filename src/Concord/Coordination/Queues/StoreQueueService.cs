@@ -680,6 +680,65 @@ public sealed class StoreQueueService : IQueueService
         return new QueueStats(ready, delayed, waiting, leased, dead);
     }
 
+    /// <inheritdoc />
+    /// <remarks>
+    /// Walks the queue roots under <see cref="KeyPrefix"/> in key order, one list call of one record per queue (skipping
+    /// the rest of its keys) plus one to see whether it still holds a task. Key order sorts <c>name/</c>, not
+    /// <c>name</c>: a queue <c>a</c> comes after <c>a-b</c> and <c>a.b</c>. So the page is completed with the queues whose
+    /// names are such prefixes of the names found, and sorted.
+    /// </remarks>
+    public async ValueTask<QueueListPage> ListQueuesAsync(string ns, string? after = null, int limit = 100, CancellationToken cancellationToken = default)
+    {
+        QueueRules.ValidateListQueues(ns, after, limit);
+        var found = new SortedSet<string>(StringComparer.Ordinal);
+        var scanned = new List<string>();
+        // Every name greater than `after` has its keys after KeyPrefix + after (a name it prefixes included).
+        var from = after is null ? null : KeyPrefix + after;
+        while (scanned.Count <= limit)
+        {
+            var page = await _store.ListAsync(ns, new ListRequest { Prefix = KeyPrefix, After = from, Limit = 1 }, cancellationToken).ConfigureAwait(false);
+            if (page.Records.Count == 0) break;
+            var rest = page.Records[0].Key.AsSpan(KeyPrefix.Length);
+            var slash = rest.IndexOf('/');
+            var name = (slash < 0 ? rest : rest[..slash]).ToString();
+            // '0' follows '/': every key of this queue sorts before KeyPrefix + name + "0".
+            from = KeyPrefix + name + "0";
+            if (after is not null && string.CompareOrdinal(name, after) <= 0) continue;
+            if (!await HoldsTasksAsync(ns, name, cancellationToken).ConfigureAwait(false)) continue;
+            scanned.Add(name);
+            found.Add(name);
+        }
+        // A queue not reached yet sorts before a found one only if it is a prefix of it followed by '-' or '.'.
+        foreach (var name in scanned)
+        {
+            for (var i = 1; i < name.Length; i++)
+            {
+                if (name[i] is not ('-' or '.')) continue;
+                var prefix = name[..i];
+                if (found.Contains(prefix) || (after is not null && string.CompareOrdinal(prefix, after) <= 0)) continue;
+                if (await HoldsTasksAsync(ns, prefix, cancellationToken).ConfigureAwait(false)) found.Add(prefix);
+            }
+        }
+        var names = found.Take(limit).ToList();
+        return new QueueListPage(names, found.Count > limit ? names[^1] : null);
+    }
+
+    /// <summary>True when <paramref name="queue"/> is a valid queue name with at least one task record.</summary>
+    private async ValueTask<bool> HoldsTasksAsync(string ns, string queue, CancellationToken cancellationToken)
+    {
+        QueueKeys keys;
+        try
+        {
+            keys = new QueueKeys(queue);
+        }
+        catch (InvalidRequestException)
+        {
+            return false; // not a queue this service could have made
+        }
+        var page = await _store.ListAsync(ns, new ListRequest { Prefix = keys.Tasks, Limit = 1 }, cancellationToken).ConfigureAwait(false);
+        return page.Records.Count > 0;
+    }
+
     // ---------------------------------------------------------------- helpers
 
     private ValueTask<TxnResult> TransactAsync(string ns, IReadOnlyList<TxnOp> ops, string? agent, string? idempotencyKey, CancellationToken cancellationToken) =>

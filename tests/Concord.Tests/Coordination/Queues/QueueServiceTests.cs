@@ -464,6 +464,53 @@ public abstract class QueueServiceTests : StoreTestBase
     }
 
     [Fact]
+    public async Task ListQueues_QueuesHoldingTasks_InOrdinalOrder_PagedWithoutGapsOrRepeats()
+    {
+        // Names that sort differently as "name" and as "name/" (the store's key order): '-' and '.' come before '/'.
+        foreach (var q in new[] { "b", "a-b", "a", "a.b", "a0", "c" }) await Enqueue("""{"n":"x"}""", queue: q);
+        await Enqueue("""{"n":"x"}""", queue: "drained");
+        Assert.True((await Queues.AckAsync(await LeaseOne(queue: "drained"), cancellationToken: Ct)).IsAcked);
+        await Enqueue("""{"n":"x"}""", new EnqueueOptions { MaxAttempts = 1 }, queue: "only-dead");
+        Assert.Equal(NackStatus.DeadLettered, (await Queues.NackAsync(await LeaseOne(queue: "only-dead"), "boom", TimeSpan.Zero, Ct)).Status);
+        await Queues.EnqueueAsync("elsewhere", "z", J("1"), null, Ct);
+        string[] expected = ["a", "a-b", "a.b", "a0", "b", "c", "only-dead"];
+
+        var all = await Queues.ListQueuesAsync(Ns, cancellationToken: Ct);
+        Assert.Equal(expected, all.Queues);
+        Assert.Null(all.NextAfter);
+
+        foreach (var size in new[] { 1, 2, 3 })
+        {
+            var seen = new List<string>();
+            string? after = null;
+            for (var pages = 0; pages < 20; pages++)
+            {
+                var page = await Queues.ListQueuesAsync(Ns, after, size, Ct);
+                Assert.True(page.Queues.Count <= size);
+                seen.AddRange(page.Queues);
+                if (page.NextAfter is null) break;
+                Assert.Equal(page.Queues[^1], page.NextAfter);
+                after = page.NextAfter;
+            }
+            Assert.Equal(expected, seen);
+        }
+        Assert.Equal(["a-b", "a.b"], (await Queues.ListQueuesAsync(Ns, "a", 2, Ct)).Queues);
+        Assert.Equal(["only-dead"], (await Queues.ListQueuesAsync(Ns, "c", 10, Ct)).Queues);
+        Assert.Empty((await Queues.ListQueuesAsync(Ns, "only-dead", 10, Ct)).Queues);
+        Assert.Equal(["z"], (await Queues.ListQueuesAsync("elsewhere", cancellationToken: Ct)).Queues);
+        Assert.Empty((await Queues.ListQueuesAsync("nothing-here", cancellationToken: Ct)).Queues);
+
+        // Draining the last task (here: deleting the only dead letter) unlists the queue.
+        var dead = Assert.Single(await Queues.ListDeadLettersAsync(Ns, "only-dead", 10, Ct));
+        Assert.True(await Queues.DeleteDeadLetterAsync(Ns, "only-dead", dead.Id, Ct));
+        Assert.Equal(expected[..^1], (await Queues.ListQueuesAsync(Ns, cancellationToken: Ct)).Queues);
+
+        await Assert.ThrowsAsync<InvalidRequestException>(async () => await Queues.ListQueuesAsync(Ns, null, 0, Ct));
+        await Assert.ThrowsAsync<InvalidRequestException>(async () => await Queues.ListQueuesAsync(Ns, null, QueueListPage.MaxLimit + 1, Ct));
+        await Assert.ThrowsAsync<InvalidRequestException>(async () => await Queues.ListQueuesAsync(Ns, "a/b", 10, Ct));
+    }
+
+    [Fact]
     public async Task InvalidArguments_Refused()
     {
         await Assert.ThrowsAsync<InvalidRequestException>(async () => await Enqueue("1", queue: "a/b"));
