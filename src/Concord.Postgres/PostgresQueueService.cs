@@ -68,6 +68,13 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
 
     private static readonly TimeSpan ReclaimInterval = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long an ack's tombstone (<c>queue_acked</c>) is kept, so that a retry of the ack after a lost reply reports
+    /// <see cref="AckResult.Replayed"/> instead of a stale receipt: one small row per ack lives this long (the same default
+    /// as the Redis queue's <c>AckReplayWindow</c>).
+    /// </summary>
+    public static readonly TimeSpan AckReplayWindow = TimeSpan.FromMinutes(2);
+
     /// <summary>How long a registration in <c>queue_waiters</c> lasts (refreshed while the service keeps waiting).</summary>
     private static readonly TimeSpan WaiterTtl = TimeSpan.FromSeconds(30);
 
@@ -421,8 +428,10 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// <remarks>
     /// With effects, the effects commit through the store (same semantics as <see cref="IConcordStore.TransactAsync"/>,
     /// with an idempotency key derived from the receipt, so a retry after a lost reply reports the first ack) and the task
-    /// row is deleted in the same PostgreSQL transaction. Without effects the ack is one statement; a retry of it reports
-    /// <see cref="AckStatus.StaleReceipt"/> (the task is gone either way).
+    /// row is deleted in the same PostgreSQL transaction. Without effects the ack is one round trip that deletes the task
+    /// and writes a tombstone (<c>queue_acked</c>: task id, receipt, revision) in the same statement; a retry with the same
+    /// receipt within <see cref="AckReplayWindow"/> finds it and reports <see cref="AckStatus.Acked"/> with
+    /// <see cref="AckResult.Replayed"/> and the first ack's revision. Tombstones are swept with the expired dedup ids.
     /// </remarks>
     public async ValueTask<AckResult> AckAsync(QueueLease lease, IReadOnlyList<TxnOp>? effects = null, CancellationToken cancellationToken = default)
     {
@@ -439,7 +448,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             {
                 stepRan = true;
                 stale = false;
-                var (deleted, promoted, _) = await AckCoreAsync(conn, tx, _s, lease, ct).ConfigureAwait(false);
+                var (deleted, promoted, _, _) = await AckCoreAsync(conn, tx, _s, lease, Now(), ct).ConfigureAwait(false);
                 if (deleted)
                 {
                     if (promoted) await NotifyInAsync(conn, tx, _s, lease.Namespace, lease.Queue, ct).ConfigureAwait(false);
@@ -465,11 +474,13 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
 
     private async Task<AckResult> AckWithoutEffectsAsync(QueueLease lease, CancellationToken cancellationToken)
     {
-        var (deleted, promoted, revision) = await Translate(async () =>
+        var (deleted, promoted, revision, replayed) = await Translate(async () =>
         {
             await using var conn = await _ds.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            return await AckCoreAsync(conn, null, _s, lease, cancellationToken).ConfigureAwait(false);
+            return await AckCoreAsync(conn, null, _s, lease, Now(), cancellationToken).ConfigureAwait(false);
         }).ConfigureAwait(false);
+        // A retry after a lost reply finds the task gone and its own receipt in the tombstone: it was this ack.
+        if (replayed) return new AckResult(AckStatus.Acked, revision, null, -1, null) { Replayed = true };
         if (!deleted) return new AckResult(AckStatus.StaleReceipt, 0, null, -1, StaleMessage(lease));
         QueueTelemetry.Acked(lease.Queue);
         if (promoted) await NotifyAsync(lease.Namespace, lease.Queue, cancellationToken).ConfigureAwait(false);
@@ -477,33 +488,58 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     }
 
     /// <summary>
-    /// Deletes the leased task if <paramref name="lease"/>'s receipt is current and, for a grouped task, promotes the next
-    /// task of its group: one round trip. Only the task id and receipt are trusted (leases rebuilt from an HTTP request
-    /// carry no group): the delete returns the group, takes its lock after the row lock (the order every writer uses) and
-    /// hands the key to the promotion through a transaction-local setting.
+    /// Deletes the leased task if <paramref name="lease"/>'s receipt is current, records the ack in <c>queue_acked</c> (the
+    /// receipt, until <paramref name="now"/> + <see cref="AckReplayWindow"/>) and, for a grouped task, promotes the next
+    /// task of its group: one round trip, one transaction. Only the task id and receipt are trusted (leases rebuilt from an
+    /// HTTP request carry no group): the delete returns the group, takes its lock after the row lock (the order every
+    /// writer uses) and hands the key to the promotion through a transaction-local setting. When nothing was deleted,
+    /// <c>Replayed</c> says whether this very receipt was acked within the window (a retry after a lost reply).
     /// </summary>
-    private static async Task<(bool Deleted, bool Promoted, long Revision)> AckCoreAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string s, QueueLease lease, CancellationToken cancellationToken)
+    private static async Task<(bool Deleted, bool Promoted, long Revision, bool Replayed)> AckCoreAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string s, QueueLease lease,
+        DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var batch = new NpgsqlBatch(conn, tx);
         // Receipts of grouped tasks end in 'g' (LeaseCoreAsync): an ungrouped ack is the DELETE alone.
         var grouped = lease.Receipt.EndsWith('g');
         if (grouped) batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('concord.queue_group', '', true)"));
+        // The tombstone is written by the statement that deletes the task, so both or neither happen.
+        var remember = $"""
+            a AS (INSERT INTO {s}.queue_acked (ns, queue, id, receipt, revision, expires_at)
+                  SELECT $1, $2, $3, $4, (SELECT revision FROM {s}.meta WHERE id = 1), $6 FROM d
+                  ON CONFLICT (ns, queue, id) DO UPDATE SET receipt = excluded.receipt, revision = excluded.revision, expires_at = excluded.expires_at)
+            """;
         var delete = new NpgsqlBatchCommand(grouped
             ? $"""
-              WITH d AS (DELETE FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 RETURNING group_key)
+              WITH d AS (DELETE FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 RETURNING group_key),
+              {remember}
               SELECT d.group_key FROM d,
                   LATERAL (SELECT pg_advisory_xact_lock(hashtextextended($5 || d.group_key, 0))) l,
                   LATERAL (SELECT set_config('concord.queue_group', coalesce(d.group_key, ''), true)) c
               """
-            : $"DELETE FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 AND group_key IS NULL RETURNING 1");
+            : $"""
+              WITH d AS (DELETE FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 AND group_key IS NULL RETURNING 1),
+              {remember}
+              SELECT 1 FROM d
+              """);
         Add(delete, lease.Namespace);
         Add(delete, lease.Queue);
         Add(delete, lease.TaskId);
         Add(delete, lease.Receipt);
-        if (grouped) Add(delete, GroupLockPrefix(s, lease.Namespace, lease.Queue));
+        Add(delete, grouped ? GroupLockPrefix(s, lease.Namespace, lease.Queue) : "");
+        Add(delete, (now + AckReplayWindow).UtcTicks);
         batch.BatchCommands.Add(delete);
         if (grouped) batch.BatchCommands.Add(Promote(s, lease.Namespace, lease.Queue, null));
-        batch.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT revision FROM {s}.meta WHERE id = 1"));
+        // The ack's revision: the one its tombstone recorded (this ack's, or, for a retry, the first ack's).
+        var revision = new NpgsqlBatchCommand($"""
+            SELECT (SELECT revision FROM {s}.meta WHERE id = 1),
+                   (SELECT revision FROM {s}.queue_acked WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 AND expires_at > $5)
+            """);
+        Add(revision, lease.Namespace);
+        Add(revision, lease.Queue);
+        Add(revision, lease.TaskId);
+        Add(revision, lease.Receipt);
+        Add(revision, now.UtcTicks);
+        batch.BatchCommands.Add(revision);
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         if (grouped) await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         var deleted = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
@@ -515,7 +551,8 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
         }
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        return (deleted, promoted, reader.GetInt64(0));
+        var acked = reader.IsDBNull(1) ? (long?)null : reader.GetInt64(1);
+        return (deleted, promoted, acked ?? reader.GetInt64(0), !deleted && acked is not null);
     }
 
     /// <inheritdoc />
@@ -577,7 +614,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
                 var spec = Deserialize<AckSpec>(change);
                 if (spec.Ns != commit.Namespace) return new CommitRefusal(key, ConflictKind.NotFound, $"ack prepared for namespace '{spec.Ns}' cannot commit in a transaction of '{commit.Namespace}'");
                 var lease = new QueueLease { Namespace = commit.Namespace, Queue = spec.Queue, TaskId = spec.Id, Receipt = spec.Receipt, Group = spec.Group, Consumer = "", Payload = default };
-                var (deleted, promoted, _) = await AckCoreAsync(conn, tx, s, lease, cancellationToken).ConfigureAwait(false);
+                var (deleted, promoted, _, _) = await AckCoreAsync(conn, tx, s, lease, commit.Time, cancellationToken).ConfigureAwait(false);
                 if (promoted) await NotifyInAsync(conn, tx, s, lease.Namespace, lease.Queue, cancellationToken).ConfigureAwait(false);
                 if (!deleted) return new CommitRefusal(key, ConflictKind.NotFound, $"receipt {spec.Receipt} for task '{spec.Id}' of queue '{spec.Queue}' is stale: the lease ended; prepare the ack again");
             }
@@ -706,7 +743,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
 
     /// <summary>
     /// Returns expired leases to the queue (or the dead letters), each in its own short transaction that takes the group
-    /// lock before the row lock (the order every writer uses). Also forgets the queue's expired dedup ids.
+    /// lock before the row lock (the order every writer uses). Also forgets the queue's expired dedup ids and ack tombstones.
     /// </summary>
     private async Task<int> ReclaimCoreAsync(string ns, string queue, CancellationToken cancellationToken) =>
         await Translate(async () =>
@@ -743,12 +780,17 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
                 QueueTelemetry.LeaseLost(queue, dead);
                 reclaimed++;
             }
-            await using (var dedup = new NpgsqlCommand($"DELETE FROM {_s}.queue_dedup WHERE ns = $1 AND queue = $2 AND expires_at <= $3", conn))
+            await using (var sweep = new NpgsqlBatch(conn))
             {
-                Add(dedup, ns);
-                Add(dedup, queue);
-                Add(dedup, now.UtcTicks);
-                await dedup.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                foreach (var table in new[] { "queue_dedup", "queue_acked" })
+                {
+                    var delete = new NpgsqlBatchCommand($"DELETE FROM {_s}.{table} WHERE ns = $1 AND queue = $2 AND expires_at <= $3");
+                    Add(delete, ns);
+                    Add(delete, queue);
+                    Add(delete, now.UtcTicks);
+                    sweep.BatchCommands.Add(delete);
+                }
+                await sweep.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
             if (reclaimed > 0) await NotifyAsync(ns, queue, cancellationToken).ConfigureAwait(false);
             return reclaimed;

@@ -12,7 +12,7 @@ namespace Concord.Postgres;
 /// <item><c>kv</c>: the newest version of every key (tombstones included), keys in "C" collation so prefix ranges match ordinal order. Records are stored as <c>json</c>, not <c>jsonb</c>, so values come back byte-for-byte as written.</item>
 /// <item><c>kv_log</c>: every version by revision: snapshot reads, prefix phantoms and watch read it; compacted to a retention window.</item>
 /// <item><c>idempotency</c>: stored results, written in the same transaction as the effect.</item>
-/// <item><c>queue_tasks</c>, <c>queue_dead</c>, <c>queue_dedup</c>, <c>queue_seq</c>: the native queue (<see cref="PostgresQueueService"/>;
+/// <item><c>queue_tasks</c>, <c>queue_dead</c>, <c>queue_dedup</c>, <c>queue_acked</c> (ack tombstones), <c>queue_seq</c>: the native queue (<see cref="PostgresQueueService"/>;
 /// docs/backends.md explains the layout against table bloat).</item>
 /// </list>
 /// </remarks>
@@ -115,6 +115,15 @@ internal static class Schema
             expires_at bigint NOT NULL,
             PRIMARY KEY (ns, queue, dedup_id))
             WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
+        CREATE TABLE IF NOT EXISTS {schema}.queue_acked (
+            ns text NOT NULL,
+            queue text COLLATE "C" NOT NULL,
+            id text COLLATE "C" NOT NULL,
+            receipt text NOT NULL,
+            revision bigint NOT NULL,
+            expires_at bigint NOT NULL,
+            PRIMARY KEY (ns, queue, id))
+            WITH (autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_cost_delay = 0);
         """;
 
     public static async Task EnsureAsync(NpgsqlDataSource dataSource, string schema, CancellationToken cancellationToken)

@@ -356,6 +356,56 @@ public abstract class QueueServiceTests : StoreTestBase
     }
 
     [Fact]
+    public async Task AckAsync_RetriedAfterSuccess_IsReplayedNotStale()
+    {
+        // A retry of an ack (no effects) whose reply was lost: the same receipt, after the ack committed.
+        await Enqueue("""{"n":"a"}""", new EnqueueOptions { Group = "g" });
+        await Enqueue("""{"n":"b"}""", new EnqueueOptions { Group = "g" });
+        await Enqueue("""{"n":"c"}""");
+        var lease = await LeaseOne();
+        Assert.Equal("a", Name(lease));
+        var first = await Queues.AckAsync(lease, cancellationToken: Ct);
+        Assert.Equal(AckStatus.Acked, first.Status);
+        Assert.False(first.Replayed);
+
+        var retry = await Queues.AckAsync(lease, cancellationToken: Ct);
+        Assert.Equal(AckStatus.Acked, retry.Status);
+        Assert.True(retry.Replayed);
+        Assert.Equal(first.Revision, retry.Revision);
+        Assert.Null(retry.Message);
+
+        // The replay changed nothing: the group's next task was promoted once and leases normally (the native Redis queue
+        // orders a level by the time tasks became ready, so b may come after c).
+        var leased = new[] { await LeaseOne("c2"), await LeaseOne("c3") };
+        Assert.Equal(["b", "c"], leased.Select(Name).Order(StringComparer.Ordinal));
+        Assert.True((await Queues.AckAsync(lease, cancellationToken: Ct)).Replayed);
+        foreach (var l in leased) Assert.Equal(QueueTaskState.Leased, (await Queues.GetTaskAsync(Ns, "jobs", l.TaskId, Ct))!.State);
+        await AssertEmpty("c4");
+        Assert.Equal(new QueueStats(0, 0, 0, 2, 0), await Queues.GetStatsAsync(Ns, "jobs", Ct));
+    }
+
+    [Fact]
+    public async Task AckAsync_StaleReceiptOfAnAckedTask_IsStaleNotReplayed()
+    {
+        await Enqueue("""{"n":"a"}""");
+        var expired = await LeaseOne("slow", TimeSpan.FromSeconds(5));
+        Time.Advance(TimeSpan.FromSeconds(6));
+        var current = await LeaseOne("fast");
+        Assert.Equal(expired.TaskId, current.TaskId);
+        Assert.NotEqual(expired.Receipt, current.Receipt);
+        Assert.True((await Queues.AckAsync(current, cancellationToken: Ct)).IsAcked);
+
+        // The task was acked, but under the other receipt: the slow consumer's ack is stale, not a replay.
+        var stale = await Queues.AckAsync(expired, cancellationToken: Ct);
+        Assert.Equal(AckStatus.StaleReceipt, stale.Status);
+        Assert.False(stale.Replayed);
+        Assert.NotNull(stale.Message);
+        var forged = await Queues.AckAsync(current with { Receipt = current.Receipt + "x" }, cancellationToken: Ct);
+        Assert.Equal(AckStatus.StaleReceipt, forged.Status);
+        Assert.True((await Queues.AckAsync(current, cancellationToken: Ct)).Replayed);
+    }
+
+    [Fact]
     public async Task PrepareAck_InCallersTransaction_CommitsAckAndStateTogether()
     {
         await Enqueue("""{"n":"a"}""");
