@@ -216,7 +216,8 @@ internal static class RedisQueueScripts
 
     /// <summary>
     /// The ack inside the store's commit script (see <see cref="RedisCommitHook"/>): HA[1..5] as <see cref="Library"/>,
-    /// HA[6] id, HA[7] receipt. No replay marker: the store's idempotency record answers a retried ack with effects.
+    /// HA[6] id, HA[7] receipt, HA[8] replay px. The store's idempotency record answers a retried ack with effects; the
+    /// replay marker answers a retry without them.
     /// </summary>
     public static readonly string AckHook = "local A = HA\n" + Library + "\n" + """
         local function hook_guard()
@@ -225,7 +226,7 @@ internal static class RedisQueueScripts
           return nil
         end
         local function hook_apply()
-          ack(A[6], A[7], '')
+          ack(A[6], A[7], A[8])
           finish(nil)
         end
         """;

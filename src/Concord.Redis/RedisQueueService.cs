@@ -14,9 +14,10 @@ namespace Concord.Redis;
 public sealed class RedisQueueOptions
 {
     /// <summary>
-    /// How long a native ack (one without effects) is remembered so a retry after a lost reply reports
-    /// <see cref="AckResult.Replayed"/> instead of a stale receipt (an ack with effects is remembered by the store's
-    /// idempotency record instead). One small key per ack lives this long. <value>Default: 2 minutes.</value>
+    /// How long an ack is remembered (its receipt, under the task's id) so a retry after a lost reply reports
+    /// <see cref="AckResult.Replayed"/> instead of a stale receipt (a retry of an ack with effects is answered by the
+    /// store's idempotency record; the marker also answers a retry without them). One small key per ack lives this long.
+    /// <value>Default: 2 minutes.</value>
     /// </summary>
     public TimeSpan AckReplayWindow { get; set; } = TimeSpan.FromMinutes(2);
 
@@ -393,10 +394,10 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
         var args = Args(@base, now);
         args.Add(lease.TaskId);
         args.Add(lease.Receipt);
+        args.Add(Str((long)Math.Ceiling(_redis.AckReplayWindow.TotalMilliseconds)));
         if (effects is null || !effects.Any(o => o.Kind != TxnOpKind.Get))
         {
             // Nothing to write in the store: the ack is one queue script.
-            args.Add(Str((long)Math.Ceiling(_redis.AckReplayWindow.TotalMilliseconds)));
             var r = await RunAsync(RedisQueueScripts.Ack, args).ConfigureAwait(false);
             switch ((long)r[0])
             {

@@ -385,6 +385,18 @@ public abstract class QueueServiceTests : StoreTestBase
     }
 
     [Fact]
+    public async Task AckAsync_WithEffects_RetriedWithoutEffects_IsReplayed()
+    {
+        await Enqueue("""{"n":"a"}""");
+        var lease = await LeaseOne();
+        var first = await Queues.AckAsync(lease, [TxnOp.PatchKey("counter", JsonPatch.Create().Increment("/n"))], Ct);
+        Assert.True(first.IsAcked && !first.Replayed);
+        var retry = await Queues.AckAsync(lease, cancellationToken: Ct);
+        Assert.True(retry.IsAcked && retry.Replayed);
+        Assert.Equal(1, (await Store.GetAsync(Ns, "counter", null, Ct))!.Value.GetProperty("n").GetInt32());
+    }
+
+    [Fact]
     public async Task AckAsync_StaleReceiptOfAnAckedTask_IsStaleNotReplayed()
     {
         await Enqueue("""{"n":"a"}""");
