@@ -5,6 +5,7 @@ using System.Text.Json;
 using Concord.Coordination;
 using Concord.Coordination.Queues;
 using Concord.Diagnostics;
+using Concord.Engine;
 using Concord.Internal;
 using StackExchange.Redis;
 
@@ -63,7 +64,8 @@ public sealed class RedisQueueOptions
 /// <b>Ack with effects.</b> <see cref="AckAsync"/> with effects commits them through <see cref="RedisStore"/> (versions,
 /// idempotency, revisions, watch) and acks the task in the same Lua execution (a <see cref="RedisCommitHook"/> that checks
 /// the receipt before anything is written): both or neither. <see cref="PrepareAckAsync"/> and
-/// <see cref="PrepareEnqueueAsync"/> are refused: a native queue change cannot ride in a plain <see cref="TxnRequest"/>.
+/// <see cref="PrepareEnqueueAsync"/> return marker operations (<see cref="MarkerPrefix"/>) that a <see cref="RedisStore"/>
+/// transaction turns into the ack or enqueue in its own commit script, the same way: both or neither.
 /// </para>
 /// <para>
 /// <b>Waiting.</b> StackExchange.Redis does not run blocking commands (<c>XREADGROUP BLOCK</c>) on its multiplexer, so a
@@ -177,39 +179,16 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
     public async ValueTask<EnqueueResult> EnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var @base = Base(ns, queue);
         options ??= new EnqueueOptions();
         using var activity = ConcordTelemetry.ActivitySource.StartActivity("concord.queue.enqueue", ActivityKind.Producer);
-        if (payload.ValueKind == JsonValueKind.Undefined) throw new InvalidRequestException("The task payload is missing");
-        if (options.Delay < TimeSpan.Zero || options.Delay > TimeSpan.FromDays(366)) throw new InvalidRequestException("Enqueue delay must be between 0 and 366 days");
-        var maxAttempts = options.MaxAttempts ?? _options.DefaultMaxAttempts;
-        if (maxAttempts is < 1 or > 10_000) throw new InvalidRequestException("MaxAttempts must be between 1 and 10000");
-        if (options.DedupId is not null) _ = SysKeys.Segment(options.DedupId, "Dedup id");
-        if (options.Group is not null) _ = SysKeys.Segment(options.Group, "Group key");
-        if (_options.MaxTasks is { } max)
+        var spec = NewTask(ns, queue, payload, options);
+        if (await CountIfFullAsync(spec.Base) is { } full)
         {
-            // The queue's unfinished tasks (dead letters included), kept by the scripts; checked before the enqueue, so
-            // concurrent producers can overshoot by their number.
-            var counts = await RunAsync(CountScript, [@base + "n", _store.RevisionKey]).ConfigureAwait(false);
-            if ((long)counts[0] >= max)
-            {
-                activity?.SetTag("concord.queue.full", true);
-                return new EnqueueResult(EnqueueStatus.QueueFull, "", (long)counts[1]);
-            }
+            activity?.SetTag("concord.queue.full", true);
+            return new EnqueueResult(EnqueueStatus.QueueFull, "", full.Revision);
         }
-        var now = Now();
-        var id = Guid.CreateVersion7(now).ToString("N");
-        var args = Args(@base, now);
-        args.Add(id);
-        args.Add(payload.GetRawText());
-        args.Add(maxAttempts);
-        args.Add(options.Priority);
-        args.Add(options.Group ?? "");
-        args.Add(options.DedupId ?? "");
-        args.Add(_options.DedupWindow is { } w ? Str(ToMicros(now + w)) : "-1");
-        args.Add(_options.DedupWindow is { } window ? Str((long)Math.Ceiling(window.TotalMilliseconds)) : "");
-        args.Add(Str(ToMicros(now + options.Delay)));
-        args.Add(ConcordTelemetry.CurrentTraceParent() ?? "");
+        var args = Args(spec.Base, FromMicros(spec.NowMicros));
+        args.AddRange(spec.Values());
         var r = await RunAsync(RedisQueueScripts.Enqueue, args).ConfigureAwait(false);
         var taskId = (string)r[1]!;
         var revision = (long)r[2];
@@ -223,12 +202,64 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
     }
 
     /// <summary>
-    /// Refused: a native Redis enqueue is a Lua script over the queue's own keys, not an operation a
-    /// <see cref="TxnRequest"/> can carry, and writing a store record instead would not enqueue anything atomically.
+    /// The queue's unfinished tasks (dead letters included) and the store revision when they reach
+    /// <see cref="QueueServiceOptions.MaxTasks"/>; null otherwise. Kept by the scripts; checked before the enqueue, so
+    /// concurrent producers can overshoot by their number.
     /// </summary>
-    /// <exception cref="InvalidRequestException">Always.</exception>
-    public ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default) =>
-        throw new InvalidRequestException("PrepareEnqueue is not supported by the native Redis queue (RedisQueueService): its tasks live in Redis streams, not in store records a transaction can write. Enqueue after the transaction commits (with a dedup id to make it idempotent), or use StoreQueueService on this store for transactional enqueues");
+    private async Task<(long Tasks, long Revision)?> CountIfFullAsync(string @base)
+    {
+        if (_options.MaxTasks is not { } max) return null;
+        var counts = await RunAsync(CountScript, [@base + "n", _store.RevisionKey]).ConfigureAwait(false);
+        return (long)counts[0] >= max ? ((long)counts[0], (long)counts[1]) : null;
+    }
+
+    /// <summary>Validates an enqueue and computes the task (id, times, dedup window) with this service's clock and settings.</summary>
+    private EnqueueSpec NewTask(string ns, string queue, JsonElement payload, EnqueueOptions options)
+    {
+        var @base = Base(ns, queue);
+        if (payload.ValueKind == JsonValueKind.Undefined) throw new InvalidRequestException("The task payload is missing");
+        if (options.Delay < TimeSpan.Zero || options.Delay > TimeSpan.FromDays(366)) throw new InvalidRequestException("Enqueue delay must be between 0 and 366 days");
+        var maxAttempts = options.MaxAttempts ?? _options.DefaultMaxAttempts;
+        if (maxAttempts is < 1 or > 10_000) throw new InvalidRequestException("MaxAttempts must be between 1 and 10000");
+        if (options.DedupId is not null) _ = SysKeys.Segment(options.DedupId, "Dedup id");
+        if (options.Group is not null) _ = SysKeys.Segment(options.Group, "Group key");
+        var now = Now();
+        return new EnqueueSpec
+        {
+            Ns = ns,
+            Queue = queue,
+            Base = @base,
+            NowMicros = ToMicros(now),
+            Id = Guid.CreateVersion7(now).ToString("N"),
+            Payload = payload.GetRawText(),
+            MaxAttempts = maxAttempts,
+            Priority = options.Priority,
+            Group = options.Group ?? "",
+            DedupId = options.DedupId ?? "",
+            DedupUntil = _options.DedupWindow is { } w ? Str(ToMicros(now + w)) : "-1",
+            DedupPx = _options.DedupWindow is { } window ? Str((long)Math.Ceiling(window.TotalMilliseconds)) : "",
+            VisibleAt = Str(ToMicros(now + options.Delay)),
+            TraceParent = ConcordTelemetry.CurrentTraceParent() ?? "",
+        };
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The single operation returned puts a marker under <see cref="MarkerPrefix"/> (<c>…/{queue}/e/{task id}</c>). When a
+    /// <see cref="RedisStore"/> transaction commits it, the store's commit script enqueues the task in the same Lua
+    /// execution (a <see cref="RedisCommitHook"/>) and removes the marker from the key space (it stays in the change feed).
+    /// A dedup id already used within the window, or the same prepared enqueue committed twice, refuses the whole
+    /// transaction on that operation (<see cref="ConflictKind.AlreadyExists"/>). The task's times were computed now, with
+    /// this service's clock and dedup window.
+    /// </remarks>
+    public async ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var spec = NewTask(ns, queue, payload, options ?? new EnqueueOptions());
+        if (await CountIfFullAsync(spec.Base) is { } full) throw new QueueFullException(queue, full.Tasks, _options.MaxTasks!.Value);
+        var op = TxnOp.Put($"{MarkerPrefix}{queue}/e/{spec.Id}", JsonSerializer.SerializeToElement(spec, JsonDefaults.Web), Expect.Absent);
+        return new PreparedEnqueue(spec.Id, [op]);
+    }
 
     // ---------------------------------------------------------------- lease
 
@@ -413,7 +444,7 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
 
         // Effects: the store commits them and, in the same script, the hook checks the receipt first and acks after.
         var idempotency = $"concord:queue-ack:{lease.Queue}/{lease.TaskId}/{lease.Receipt}";
-        var hook = new RedisCommitHook { Lua = RedisQueueScripts.AckHook, Args = args };
+        var hook = new RedisCommitHook { Lua = RedisQueueScripts.QueueHook, Args = [_redis.JournalLength, "a", 5, @base, "", lease.TaskId, lease.Receipt, args[^1]] };
         TxnResult result;
         try
         {
@@ -422,7 +453,8 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
         }
         catch (CommitHookRefusedException e)
         {
-            return new AckResult(AckStatus.StaleReceipt, 0, null, -1, StaleMessage(lease, e.Message["stale:".Length..]));
+            // Only the ack's own entry throws (a refused marker among the effects is reported as that operation's failure).
+            return new AckResult(AckStatus.StaleReceipt, 0, null, -1, StaleMessage(lease, ParseRefusal(e.Message).Reason));
         }
         if (result.IsApplied)
         {
@@ -446,14 +478,169 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
         return (string?)t[0] == "leased" ? $"leased by '{t[2]}' (attempt {t[3]})" : (string)t[0]!;
     }
 
+    /// <inheritdoc />
+    /// <remarks>
+    /// The single operation returned puts a marker under <see cref="MarkerPrefix"/> (<c>…/{queue}/a/{task id}</c>). When a
+    /// <see cref="RedisStore"/> transaction commits it, the store's commit script checks the receipt before writing
+    /// anything and acks the task after the transaction's writes, in the same Lua execution; a receipt no longer current
+    /// refuses the whole transaction on that operation (<see cref="ConflictKind.NotFound"/>): prepare again.
+    /// </remarks>
+    public async ValueTask<PreparedQueueOps> PrepareAckAsync(QueueLease lease, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        cancellationToken.ThrowIfCancellationRequested();
+        var @base = Base(lease.Namespace, lease.Queue);
+        if (await StaleAsync(@base, lease).ConfigureAwait(false) is { } stale) return new PreparedQueueOps([], true, StaleMessage(lease, stale));
+        var spec = new AckSpec { Ns = lease.Namespace, Queue = lease.Queue, Id = lease.TaskId, Receipt = lease.Receipt, ReplayPx = Str((long)Math.Ceiling(_redis.AckReplayWindow.TotalMilliseconds)) };
+        return new PreparedQueueOps([TxnOp.Put($"{MarkerPrefix}{lease.Queue}/a/{lease.TaskId}", JsonSerializer.SerializeToElement(spec, JsonDefaults.Web), Expect.Absent)], false, null);
+    }
+
+    // ---------------------------------------------------------------- prepared operations in store commits
+
+    /// <summary>Key prefix of the marker operations that <see cref="PrepareEnqueueAsync"/> and <see cref="PrepareAckAsync"/> return.</summary>
+    public const string MarkerPrefix = "_sys/redisqueue/";
+
+    /// <summary>True when <paramref name="request"/> puts a marker: the store then commits it alone, with the queue hook.</summary>
+    internal static bool HasMarkers(TxnRequest request)
+    {
+        foreach (var op in request.Then) if (op.Kind == TxnOpKind.Put && op.Key.StartsWith(MarkerPrefix, StringComparison.Ordinal)) return true;
+        foreach (var op in request.Else) if (op.Kind == TxnOpKind.Put && op.Key.StartsWith(MarkerPrefix, StringComparison.Ordinal)) return true;
+        return false;
+    }
+
+    /// <summary>The hook a request with markers (and no hook of its own) is submitted with; completed at commit time.</summary>
+    internal static readonly RedisCommitHook MarkersOnly = new() { Lua = RedisQueueScripts.QueueHook, Args = [0] };
+
     /// <summary>
-    /// Refused: the ack is a change of the queue's Redis structures, which a plain <see cref="TxnRequest"/> cannot
-    /// carry; acking separately after the caller's commit would not be atomic. Use <see cref="AckAsync"/> with the
-    /// transaction's operations as effects (same atomicity, one Lua execution).
+    /// The hook to run with <paramref name="commit"/>: the entries of <paramref name="attached"/> (an ack with effects) plus
+    /// one per marker the commit puts, behind the header the queue Lua expects. Null when there is nothing to run (a
+    /// hook that is not a queue hook is returned as is). Throws <see cref="CommitHookRefusedException"/> for a marker
+    /// that does not belong to the commit's namespace or is not a prepared operation.
     /// </summary>
-    /// <exception cref="InvalidRequestException">Always.</exception>
-    public ValueTask<PreparedQueueOps> PrepareAckAsync(QueueLease lease, CancellationToken cancellationToken = default) =>
-        throw new InvalidRequestException("PrepareAck is not supported by the native Redis queue (RedisQueueService): the ack changes Redis streams that a store transaction cannot carry. Pass the transaction's operations to AckAsync(lease, effects): the effects and the ack commit in one atomic Lua execution");
+    internal static RedisCommitHook? CompleteHook(RedisCommitHook? attached, CommitEntry commit, string prefix, string revisionKey, string kvKey, string indexKey)
+    {
+        if (attached is null || !ReferenceEquals(attached.Lua, RedisQueueScripts.QueueHook)) return attached;
+        var entries = attached.Args.Skip(1).ToList();
+        foreach (var change in commit.Changes)
+        {
+            var key = change.Key;
+            if (change.Kind != ChangeKind.Put || !key.StartsWith(MarkerPrefix, StringComparison.Ordinal)) continue;
+            var (queue, kind) = ParseMarker(key);
+            if (kind == "e")
+            {
+                var spec = Deserialize<EnqueueSpec>(change);
+                if (spec.Ns != commit.Namespace || spec.Queue != queue)
+                    throw new CommitHookRefusedException($"foreign\n{key}\ntask prepared for queue '{spec.Queue}' of namespace '{spec.Ns}' cannot be enqueued by a transaction of '{commit.Namespace}' under this key");
+                entries.AddRange(["e", 12, $"{prefix}:q:{commit.Namespace}/{queue}|", key, .. spec.Values()]);
+            }
+            else
+            {
+                var spec = Deserialize<AckSpec>(change);
+                if (spec.Ns != commit.Namespace || spec.Queue != queue)
+                    throw new CommitHookRefusedException($"foreign\n{key}\nack prepared for queue '{spec.Queue}' of namespace '{spec.Ns}' cannot commit in a transaction of '{commit.Namespace}'");
+                entries.AddRange(["a", 5, $"{prefix}:q:{commit.Namespace}/{queue}|", key, spec.Id, spec.Receipt, spec.ReplayPx]);
+            }
+        }
+        if (entries.Count == 0) return null;
+        List<RedisValue> args = ["", Str(ToMicros(commit.Time)), attached.Args[0], prefix + ":q:work", revisionKey, kvKey, indexKey];
+        args.AddRange(entries);
+        return new RedisCommitHook { Lua = RedisQueueScripts.QueueHook, Args = args };
+    }
+
+    /// <summary>
+    /// The not-applied result for a refusal of a marker in <paramref name="request"/>, blaming that operation; null when the
+    /// refusal is not about a marker (the ack's own entry, which <see cref="AckAsync"/> reports as a stale receipt).
+    /// </summary>
+    internal static TxnResult? RefusedResult(CommitHookRefusedException refused, TxnRequest request)
+    {
+        var (code, key, reason) = ParseRefusal(refused.Message);
+        if (key.Length == 0) return null;
+        var (queue, kind) = ParseMarker(key);
+        var succeeded = request.Then.Any(o => o.Key == key);
+        var ops = succeeded ? request.Then : request.Else;
+        var index = -1;
+        for (var i = 0; i < ops.Count; i++)
+        {
+            if (ops[i].Key != key) continue;
+            index = i;
+            break;
+        }
+        var id = key[(key.LastIndexOf('/') + 1)..];
+        var dedupId = kind == "e" && index >= 0 && ops[index].Value is { ValueKind: JsonValueKind.Object } v && v.TryGetProperty("dedupId", out var d) ? d.GetString() : null;
+        var (conflict, message) = code switch
+        {
+            "stale" => (ConflictKind.NotFound, $"receipt for task '{id}' of queue '{queue}' is stale: the lease ended (the task is now {reason}); prepare the ack again"),
+            "dup" => (ConflictKind.AlreadyExists, $"dedup id '{dedupId}' of queue '{queue}' was already used by task '{reason}' within the dedup window"),
+            "exists" => (ConflictKind.AlreadyExists, $"task '{id}' of queue '{queue}' is already enqueued (the prepared enqueue was committed twice)"),
+            _ => (ConflictKind.NotFound, reason),
+        };
+        return new TxnResult(succeeded, [], refused.Revision, new WriteResult(key, conflict, null, refused.Revision, message: message), failedOpIndex: index);
+    }
+
+    private static (string Code, string Key, string Reason) ParseRefusal(string text)
+    {
+        var parts = text.Split('\n', 3);
+        return parts.Length == 3 ? (parts[0], parts[1], parts[2]) : ("", "", text);
+    }
+
+    /// <summary>Queue and kind ("e" or "a") of a marker key <c>{MarkerPrefix}{queue}/{kind}/{id}</c>.</summary>
+    private static (string Queue, string Kind) ParseMarker(string key)
+    {
+        var rest = key.AsSpan(MarkerPrefix.Length);
+        var parts = rest.ToString().Split('/');
+        if (parts.Length != 3 || parts[1] is not ("e" or "a"))
+            throw new InvalidRequestException($"'{key}' is not a queue operation; keys under {MarkerPrefix} are reserved for the native Redis queue");
+        SysKeys.ValidateName(parts[0], "Queue");
+        return (parts[0], parts[1]);
+    }
+
+    private static T Deserialize<T>(ChangeEvent change)
+    {
+        try
+        {
+            return change.Record.Value.Deserialize<T>(JsonDefaults.Web) ?? throw new JsonException("null");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidRequestException($"'{change.Key}' is not a prepared queue operation ({e.Message}); keys under {MarkerPrefix} are reserved for the native Redis queue");
+        }
+    }
+
+    /// <summary>A task to enqueue: what an enqueue computes up front, and the value of a prepared-enqueue marker.</summary>
+    internal sealed class EnqueueSpec
+    {
+        public string Ns { get; set; } = "";
+        public string Queue { get; set; } = "";
+        public string Id { get; set; } = "";
+        public string Payload { get; set; } = "null";
+        public int MaxAttempts { get; set; }
+        public int Priority { get; set; }
+        public string Group { get; set; } = "";
+        public string DedupId { get; set; } = "";
+        public string DedupUntil { get; set; } = "-1";
+        public string DedupPx { get; set; } = "";
+        public string VisibleAt { get; set; } = "0";
+        public string TraceParent { get; set; } = "";
+
+        [System.Text.Json.Serialization.JsonIgnore]
+        public string Base { get; set; } = "";
+
+        [System.Text.Json.Serialization.JsonIgnore]
+        public long NowMicros { get; set; }
+
+        /// <summary>The enqueue's arguments in the order of the Lua <c>enqueue</c> function.</summary>
+        public RedisValue[] Values() => [Id, Payload, MaxAttempts, Priority, Group, DedupId, DedupUntil, DedupPx, VisibleAt, TraceParent];
+    }
+
+    /// <summary>The value of a prepared-ack marker.</summary>
+    internal sealed class AckSpec
+    {
+        public string Ns { get; set; } = "";
+        public string Queue { get; set; } = "";
+        public string Id { get; set; } = "";
+        public string Receipt { get; set; } = "";
+        public string ReplayPx { get; set; } = "";
+    }
 
     /// <inheritdoc />
     public async ValueTask<NackResult> NackAsync(QueueLease lease, string? reason = null, TimeSpan delay = default, CancellationToken cancellationToken = default)

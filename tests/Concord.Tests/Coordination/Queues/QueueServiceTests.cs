@@ -619,8 +619,6 @@ public sealed class RedisQueueServiceTests : QueueServiceTests
 public sealed class RedisNativeQueueServiceTests : QueueServiceTests
 {
     protected override TestBackend Backend => TestBackend.RedisNative;
-
-    protected override bool SupportsPreparedOps => false;
 }
 
 public sealed class HttpQueueServiceTests : QueueServiceTests
