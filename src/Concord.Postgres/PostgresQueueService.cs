@@ -186,14 +186,8 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
 
     private TaskSpec NewTask(string ns, string queue, JsonElement payload, EnqueueOptions options)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
-        if (payload.ValueKind == JsonValueKind.Undefined) throw new InvalidRequestException("The task payload is missing");
-        if (options.Delay < TimeSpan.Zero || options.Delay > TimeSpan.FromDays(366)) throw new InvalidRequestException("Enqueue delay must be between 0 and 366 days");
-        var maxAttempts = options.MaxAttempts ?? _options.DefaultMaxAttempts;
-        if (maxAttempts is < 1 or > 10_000) throw new InvalidRequestException("MaxAttempts must be between 1 and 10000");
-        if (options.DedupId is not null) _ = SysKeys.Segment(options.DedupId, "Dedup id");
-        if (options.Group is not null) _ = SysKeys.Segment(options.Group, "Group key");
+        QueueRules.ValidateQueue(ns, queue);
+        var maxAttempts = QueueRules.ValidateEnqueue(payload, options, _options);
         var now = Now();
         return new TaskSpec
         {
@@ -293,11 +287,8 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<LeaseResult> LeaseAsync(string ns, string queue, string consumer, TimeSpan visibilityTimeout, TimeSpan wait = default, CancellationToken cancellationToken = default)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
-        ArgumentException.ThrowIfNullOrWhiteSpace(consumer);
-        ValidateVisibility(visibilityTimeout);
-        if (wait < TimeSpan.Zero || wait > TimeSpan.FromHours(1)) throw new InvalidRequestException("Lease wait must be between 0 and 1 hour");
+        QueueRules.ValidateQueue(ns, queue);
+        QueueRules.ValidateLease(consumer, visibilityTimeout, wait);
         var started = Now();
         var waitUntil = started + wait;
         if (wait > TimeSpan.Zero) await EnsureListeningAsync(cancellationToken).ConfigureAwait(false);
@@ -320,11 +311,6 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             if (wakeAt > now + FallbackPoll) wakeAt = now + FallbackPoll;
             await WaitAsync(signal, wakeAt - now, cancellationToken).ConfigureAwait(false);
         }
-    }
-
-    private static void ValidateVisibility(TimeSpan visibility)
-    {
-        if (visibility <= TimeSpan.Zero || visibility > TimeSpan.FromHours(12)) throw new InvalidRequestException("Visibility timeout must be between 0 and 12 hours");
     }
 
     private async Task WaitAsync(Task signal, TimeSpan due, CancellationToken cancellationToken)
@@ -647,7 +633,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(lease);
         SysKeys.ValidateName(lease.Queue, "Queue");
-        if (delay < TimeSpan.Zero || delay > TimeSpan.FromDays(366)) throw new InvalidRequestException("Nack delay must be between 0 and 366 days");
+        QueueRules.ValidateNackDelay(delay);
         var why = reason ?? $"nacked by '{lease.Consumer}'";
         var now = Now();
         var outcome = await Translate(async () =>
@@ -718,7 +704,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(lease);
         SysKeys.ValidateName(lease.Queue, "Queue");
-        ValidateVisibility(visibilityTimeout);
+        QueueRules.ValidateVisibility(visibilityTimeout);
         var deadline = Now() + visibilityTimeout;
         var revision = await Translate(async () =>
         {
@@ -736,8 +722,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<int> ReclaimExpiredAsync(string ns, string queue, CancellationToken cancellationToken = default)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
+        QueueRules.ValidateQueue(ns, queue);
         return await ReclaimCoreAsync(ns, queue, cancellationToken).ConfigureAwait(false);
     }
 
@@ -803,8 +788,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<QueueTask?> GetTaskAsync(string ns, string queue, string taskId, CancellationToken cancellationToken = default)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
+        QueueRules.ValidateQueue(ns, queue);
         ArgumentException.ThrowIfNullOrWhiteSpace(taskId);
         return await Translate(async () =>
         {
@@ -847,9 +831,8 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<IReadOnlyList<QueueTask>> ListDeadLettersAsync(string ns, string queue, int limit = 100, CancellationToken cancellationToken = default)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
-        if (limit is < 1 or > 10_000) throw new InvalidRequestException("Limit must be between 1 and 10000");
+        QueueRules.ValidateQueue(ns, queue);
+        QueueRules.ValidateDeadLetterLimit(limit);
         return await Translate(async () =>
         {
             await using var cmd = _ds.CreateCommand($"SELECT {TaskColumns}, 3, NULL::bigint, dead_at FROM {_s}.queue_dead WHERE ns = $1 AND queue = $2 ORDER BY dead_at, id LIMIT $3");
@@ -866,8 +849,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<bool> RequeueDeadLetterAsync(string ns, string queue, string taskId, CancellationToken cancellationToken = default)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
+        QueueRules.ValidateQueue(ns, queue);
         ArgumentException.ThrowIfNullOrWhiteSpace(taskId);
         var now = Now();
         var requeued = await Translate(async () =>
@@ -903,8 +885,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<bool> DeleteDeadLetterAsync(string ns, string queue, string taskId, CancellationToken cancellationToken = default)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
+        QueueRules.ValidateQueue(ns, queue);
         ArgumentException.ThrowIfNullOrWhiteSpace(taskId);
         var deleted = await Translate(async () =>
         {
@@ -918,8 +899,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<QueueStats> GetStatsAsync(string ns, string queue, CancellationToken cancellationToken = default)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
+        QueueRules.ValidateQueue(ns, queue);
         var now = Now();
         return await Translate(async () =>
         {

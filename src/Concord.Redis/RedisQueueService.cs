@@ -122,8 +122,7 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
 
     private string Base(string ns, string queue)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
+        QueueRules.ValidateQueue(ns, queue);
         return $"{_prefix}:q:{ns}/{queue}|";
     }
 
@@ -217,12 +216,7 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
     private EnqueueSpec NewTask(string ns, string queue, JsonElement payload, EnqueueOptions options)
     {
         var @base = Base(ns, queue);
-        if (payload.ValueKind == JsonValueKind.Undefined) throw new InvalidRequestException("The task payload is missing");
-        if (options.Delay < TimeSpan.Zero || options.Delay > TimeSpan.FromDays(366)) throw new InvalidRequestException("Enqueue delay must be between 0 and 366 days");
-        var maxAttempts = options.MaxAttempts ?? _options.DefaultMaxAttempts;
-        if (maxAttempts is < 1 or > 10_000) throw new InvalidRequestException("MaxAttempts must be between 1 and 10000");
-        if (options.DedupId is not null) _ = SysKeys.Segment(options.DedupId, "Dedup id");
-        if (options.Group is not null) _ = SysKeys.Segment(options.Group, "Group key");
+        var maxAttempts = QueueRules.ValidateEnqueue(payload, options, _options);
         var now = Now();
         return new EnqueueSpec
         {
@@ -267,9 +261,7 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
     public async ValueTask<LeaseResult> LeaseAsync(string ns, string queue, string consumer, TimeSpan visibilityTimeout, TimeSpan wait = default, CancellationToken cancellationToken = default)
     {
         var @base = Base(ns, queue);
-        ArgumentException.ThrowIfNullOrWhiteSpace(consumer);
-        ValidateVisibility(visibilityTimeout);
-        if (wait < TimeSpan.Zero || wait > TimeSpan.FromHours(1)) throw new InvalidRequestException("Lease wait must be between 0 and 1 hour");
+        QueueRules.ValidateLease(consumer, visibilityTimeout, wait);
         var started = Now();
         var waitUntil = started + wait;
         while (true)
@@ -303,11 +295,6 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
             var wakeAt = nextWake is { } n && n < waitUntil ? n : waitUntil;
             await WaitAsync(signal!, wakeAt - now, cancellationToken).ConfigureAwait(false);
         }
-    }
-
-    private static void ValidateVisibility(TimeSpan visibility)
-    {
-        if (visibility <= TimeSpan.Zero || visibility > TimeSpan.FromHours(12)) throw new InvalidRequestException("Visibility timeout must be between 0 and 12 hours");
     }
 
     private static Dictionary<string, string> Fields(RedisResult[] flat)
@@ -647,7 +634,7 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(lease);
         cancellationToken.ThrowIfCancellationRequested();
-        if (delay < TimeSpan.Zero || delay > TimeSpan.FromDays(366)) throw new InvalidRequestException("Nack delay must be between 0 and 366 days");
+        QueueRules.ValidateNackDelay(delay);
         var now = Now();
         var args = Args(Base(lease.Namespace, lease.Queue), now);
         args.Add(lease.TaskId);
@@ -666,7 +653,7 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(lease);
         cancellationToken.ThrowIfCancellationRequested();
-        ValidateVisibility(visibilityTimeout);
+        QueueRules.ValidateVisibility(visibilityTimeout);
         var now = Now();
         var deadline = now + visibilityTimeout;
         var args = Args(Base(lease.Namespace, lease.Queue), now);
@@ -723,7 +710,7 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
     public async ValueTask<IReadOnlyList<QueueTask>> ListDeadLettersAsync(string ns, string queue, int limit = 100, CancellationToken cancellationToken = default)
     {
         var @base = Base(ns, queue);
-        if (limit is < 1 or > 10_000) throw new InvalidRequestException("Limit must be between 1 and 10000");
+        QueueRules.ValidateDeadLetterLimit(limit);
         cancellationToken.ThrowIfCancellationRequested();
         var args = Args(@base, Now());
         args.Add(limit);

@@ -159,6 +159,14 @@ public sealed record QueueServiceOptions
     /// <summary>Compare-and-swap attempts of one operation before it gives up with <see cref="ContentionException"/>. <value>Default: 1,000.</value></summary>
     public int MaxCasAttempts { get; init; } = 1000;
 
+    /// <summary>
+    /// Largest task payload (its JSON text, in UTF-8 bytes) an enqueue accepts; a larger one is refused with
+    /// <see cref="InvalidRequestException"/> by every queue implementation alike. Null: no limit of the queue's own (the
+    /// store's value size still bounds <see cref="StoreQueueService"/>'s task records and prepared operations).
+    /// <value>Default: 256 KiB.</value>
+    /// </summary>
+    public int? MaxPayloadBytes { get; init; } = 256 * 1024;
+
     internal void Validate()
     {
         ArgumentNullException.ThrowIfNull(TimeProvider);
@@ -167,6 +175,7 @@ public sealed record QueueServiceOptions
         if (PageSize is < 1 or > 1000) throw new ArgumentException("PageSize must be between 1 and 1000", nameof(PageSize));
         if (MaxTasks is < 1) throw new ArgumentException("MaxTasks must be at least 1", nameof(MaxTasks));
         if (MaxCasAttempts < 1) throw new ArgumentException("MaxCasAttempts must be at least 1", nameof(MaxCasAttempts));
+        if (MaxPayloadBytes is < 1) throw new ArgumentException("MaxPayloadBytes must be at least 1", nameof(MaxPayloadBytes));
     }
 }
 

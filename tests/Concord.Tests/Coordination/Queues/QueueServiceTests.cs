@@ -573,6 +573,40 @@ public abstract class QueueServiceTests : StoreTestBase
     }
 
     [Fact]
+    public async Task InvalidArguments_RefusedWithTheSameMessageOnEveryBackend()
+    {
+        var queues = CreateQueueService(new QueueServiceOptions { TimeProvider = Clock, MaxPayloadBytes = 64 });
+        async Task Refused(string message, Func<Task> call) => Assert.Equal(message, (await Assert.ThrowsAsync<InvalidRequestException>(call)).Message);
+
+        var big = J($"\"{new string('x', 100)}\"");
+        await Refused("The task payload is 102 bytes; the limit is 64 bytes (QueueServiceOptions.MaxPayloadBytes)", async () => await queues.EnqueueAsync(Ns, "jobs", big, null, Ct));
+        await Refused(QueueRules.PayloadMissing, async () => await queues.EnqueueAsync(Ns, "jobs", default, null, Ct));
+        await Refused("Enqueue delay must be between 0 and 366 days", async () => await queues.EnqueueAsync(Ns, "jobs", J("1"), new EnqueueOptions { Delay = TimeSpan.FromSeconds(-1) }, Ct));
+        await Refused("Enqueue delay must be between 0 and 366 days", async () => await queues.EnqueueAsync(Ns, "jobs", J("1"), new EnqueueOptions { Delay = TimeSpan.FromDays(367) }, Ct));
+        await Refused("MaxAttempts must be between 1 and 10000", async () => await queues.EnqueueAsync(Ns, "jobs", J("1"), new EnqueueOptions { MaxAttempts = 0 }, Ct));
+        await Refused("MaxAttempts must be between 1 and 10000", async () => await queues.EnqueueAsync(Ns, "jobs", J("1"), new EnqueueOptions { MaxAttempts = 10_001 }, Ct));
+        await Refused("Dedup id must not be empty", async () => await queues.EnqueueAsync(Ns, "jobs", J("1"), new EnqueueOptions { DedupId = "" }, Ct));
+        await Refused("Group key must not be empty", async () => await queues.EnqueueAsync(Ns, "jobs", J("1"), new EnqueueOptions { Group = "" }, Ct));
+        await Refused("Queue name 'a/b' may contain only ASCII letters, digits, '-', '_', '.' and ':'", async () => await queues.EnqueueAsync(Ns, "a/b", J("1"), null, Ct));
+        if (SupportsPreparedOps)
+        {
+            await Refused("The task payload is 102 bytes; the limit is 64 bytes (QueueServiceOptions.MaxPayloadBytes)", async () => await queues.PrepareEnqueueAsync(Ns, "jobs", big, null, Ct));
+            await Refused("Group key must not be empty", async () => await queues.PrepareEnqueueAsync(Ns, "jobs", J("1"), new EnqueueOptions { Group = "" }, Ct));
+        }
+        await Refused("Visibility timeout must be between 0 and 12 hours", async () => await queues.LeaseAsync(Ns, "jobs", "c", TimeSpan.Zero, default, Ct));
+        await Refused("Lease wait must be between 0 and 1 hour", async () => await queues.LeaseAsync(Ns, "jobs", "c", Vis, TimeSpan.FromHours(2), Ct));
+        await Refused("Limit must be between 1 and 10000", async () => await queues.ListDeadLettersAsync(Ns, "jobs", 0, Ct));
+        Assert.Equal(0, (await queues.GetStatsAsync(Ns, "jobs", Ct)).Total); // nothing was created
+
+        // A payload at the limit is fine; the lease's own operations are checked alike.
+        Assert.True((await queues.EnqueueAsync(Ns, "jobs", J($"\"{new string('x', 62)}\""), null, Ct)).IsEnqueued);
+        var lease = (await queues.LeaseAsync(Ns, "jobs", "c", Vis, TimeSpan.Zero, Ct)).Lease!;
+        await Refused("Nack delay must be between 0 and 366 days", async () => await queues.NackAsync(lease, null, TimeSpan.FromSeconds(-1), Ct));
+        await Refused("Visibility timeout must be between 0 and 12 hours", async () => await queues.ExtendAsync(lease, TimeSpan.FromHours(13), Ct));
+        Assert.True((await queues.AckAsync(lease, cancellationToken: Ct)).IsAcked);
+    }
+
+    [Fact]
     public async Task InvalidArguments_Refused()
     {
         await Assert.ThrowsAsync<InvalidRequestException>(async () => await Enqueue("1", queue: "a/b"));
