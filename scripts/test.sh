@@ -28,7 +28,7 @@ for project in tests/*.Tests; do
 done
 
 echo "== Concord.Tests (service faults, run alone)"
-if ! "$ROOT/tests/Concord.Tests/bin/Release/net10.0/Concord.Tests" -result-trx "$RESULTS/Concord.Tests.services.trx" -noColor \
+if ! CONCORD_SERVICE_FAULTS=1 "$ROOT/tests/Concord.Tests/bin/Release/net10.0/Concord.Tests" -result-trx "$RESULTS/Concord.Tests.services.trx" -noColor \
      -class "*BackendFaultTests" -class "*RedisServerChecksTests"; then
   status=1
 fi

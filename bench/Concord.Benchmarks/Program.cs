@@ -9,6 +9,7 @@ using Concord.Benchmarks.Report;
 //                                                           -- load contention|durable|memory|all [--quick]   load figures
 //                                                           -- otel [--ops N] [--rounds R]   tracing overhead (docs/benchmarks-otel.md)
 //                                                           -- load backends [--md FILE]   PostgreSQL/Redis figures (scripts/bench-backends.sh)
+//                                                           -- load streams   ReadAll on the native event log vs the per-stream merge (docs/backends.md)
 //                                                           -- report-backends LOAD.json OUT.md   re-renders docs/benchmarks-backends.md
 //                                                           -- report --load FILE --bdn DIR --out FILE   docs/benchmarks.md
 //                                                           -- spin get|put|patch [--seconds N] [--retain N]   a loop to profile

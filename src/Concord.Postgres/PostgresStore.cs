@@ -29,7 +29,7 @@ public sealed class PostgresStoreOptions
     /// </summary>
     public ConcordEngineOptions Semantics { get; set; } = new();
 
-    /// <summary>How often watchers poll when no notification arrives (notifications make delivery immediate). <value>Default: 1 s.</value></summary>
+    /// <summary>How often watchers and stream subscribers poll when no notification arrives (notifications make delivery immediate). <value>Default: 1 s.</value></summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Attempts for serialization failures and deadlocks before giving up. <value>Default: 5.</value></summary>
@@ -66,10 +66,11 @@ public sealed class PostgresStoreOptions
 /// group-commits: requests queued together are evaluated in order and written as consecutive revisions in one
 /// transaction (one lock acquisition, one WAL flush). The semantics
 /// of each mutation are the embedded engine's own (<see cref="TxnEvaluator"/>), evaluated on rows read inside the
-/// transaction. Watchers are woken by LISTEN/NOTIFY.
+/// transaction. Watchers are woken by LISTEN/NOTIFY. Stream events also go to a native event log (<c>stream_events</c>,
+/// in the same transaction), which the stream service reads instead of merging streams.
 /// </summary>
 /// <remarks>Thread-safe. Times (TTL, idempotency retention, commit HLC) come from <see cref="ConcordEngineOptions.TimeProvider"/> of the node.</remarks>
-public sealed class PostgresStore : IConcordStore
+public sealed partial class PostgresStore : IConcordStore
 {
     private readonly NpgsqlDataSource _dataSource;
     private readonly bool _ownsDataSource;
@@ -546,6 +547,7 @@ public sealed class PostgresStore : IConcordStore
             log.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = r.IsDeleted });
             batch.BatchCommands.Add(log);
         }
+        AddEventLogRows(batch, commit);
         if (commit.Idempotency is { } idem)
         {
             var buffer = new ArrayBufferWriter<byte>(256);

@@ -12,6 +12,9 @@ namespace Concord.Postgres;
 /// <item><c>kv</c>: the newest version of every key (tombstones included), keys in "C" collation so prefix ranges match ordinal order. Records are stored as <c>json</c>, not <c>jsonb</c>, so values come back byte-for-byte as written.</item>
 /// <item><c>kv_log</c>: every version by revision: snapshot reads, prefix phantoms and watch read it; compacted to a retention window.</item>
 /// <item><c>idempotency</c>: stored results, written in the same transaction as the effect.</item>
+/// <item><c>stream_events</c>: the native event log (<see cref="Concord.Coordination.Streams.IEventLog"/>): every stream
+/// event record by (namespace, revision, index), written in the same transaction as the event's <c>kv</c> row and never
+/// compacted. Created with the events already in <c>kv</c> when an older database is upgraded.</item>
 /// <item><c>queue_tasks</c>, <c>queue_dead</c>, <c>queue_dedup</c>, <c>queue_acked</c> (ack tombstones), <c>queue_seq</c>: the native queue (<see cref="PostgresQueueService"/>;
 /// docs/backends.md explains the layout against table bloat).</item>
 /// </list>
@@ -115,6 +118,15 @@ internal static class Schema
             expires_at bigint NOT NULL,
             PRIMARY KEY (ns, queue, dedup_id))
             WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
+        CREATE TABLE IF NOT EXISTS {schema}.stream_events (
+            ns text NOT NULL,
+            revision bigint NOT NULL,
+            idx int NOT NULL,
+            stream text COLLATE "C" NOT NULL,
+            version bigint NOT NULL,
+            record json NOT NULL,
+            PRIMARY KEY (ns, revision, idx));
+        CREATE INDEX IF NOT EXISTS stream_events_stream ON {schema}.stream_events (ns, stream, revision, idx);
         CREATE TABLE IF NOT EXISTS {schema}.queue_acked (
             ns text NOT NULL,
             queue text COLLATE "C" NOT NULL,
@@ -126,6 +138,22 @@ internal static class Schema
             WITH (autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_cost_delay = 0);
         """;
 
+    /// <summary>
+    /// Fills <c>stream_events</c> from the event records in <c>kv</c> (a database from before the log). Event keys are
+    /// <c>_sys/streams/e/{stream}/@{version:D20}</c>; the index is the event document's <c>index</c>. Runs with the meta
+    /// row locked, so no commit interleaves.
+    /// </summary>
+    public static string BackfillSql(string schema) => $"""
+        SELECT 1 FROM {schema}.meta WHERE id = 1 FOR UPDATE;
+        INSERT INTO {schema}.stream_events (ns, revision, idx, stream, version, record)
+        SELECT ns, revision, (record->'v'->>'index')::int, substr(key, 16, length(key) - 37), right(key, 20)::bigint, record
+        FROM {schema}.kv
+        WHERE key >= '_sys/streams/e/' AND key < '_sys/streams/e0' AND NOT deleted AND json_typeof(record->'v') = 'object'
+            AND (record->'v'->>'index') ~ '^[0-9]+$' AND substr(key, length(key) - 21, 2) = '/@'
+        ORDER BY revision, 3
+        ON CONFLICT DO NOTHING;
+        """;
+
     public static async Task EnsureAsync(NpgsqlDataSource dataSource, string schema, CancellationToken cancellationToken)
     {
         await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -135,8 +163,19 @@ internal static class Schema
             lockCmd.Parameters.AddWithValue("s", schema);
             await lockCmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
+        bool hadEventLog;
+        await using (var probe = new NpgsqlCommand("SELECT to_regclass(@t) IS NOT NULL", conn, tx))
+        {
+            probe.Parameters.AddWithValue("t", schema + ".stream_events");
+            hadEventLog = (bool)(await probe.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        }
         await using (var create = new NpgsqlCommand(Sql(schema), conn, tx))
             await create.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        if (!hadEventLog)
+        {
+            await using var backfill = new NpgsqlCommand(BackfillSql(schema), conn, tx);
+            await backfill.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 }

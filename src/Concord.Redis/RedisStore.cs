@@ -28,7 +28,7 @@ public sealed class RedisStoreOptions
     /// <summary>Semantics shared with the embedded engine (strict mode, limits, retention, clock).</summary>
     public ConcordEngineOptions Semantics { get; set; } = new();
 
-    /// <summary>How often watchers poll when no notification arrives. <value>Default: 1 s.</value></summary>
+    /// <summary>How often watchers and stream subscribers poll when no notification arrives. <value>Default: 1 s.</value></summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Attempts when another writer committed between our read and our commit. <value>Default: 200.</value></summary>
@@ -48,6 +48,8 @@ public sealed class RedisStoreOptions
 /// applies their new versions, change stream entries, history, index and idempotency records as consecutive revisions
 /// atomically — only if the global revision is still the one read. Commits are therefore totally ordered
 /// (linearizable); a batch that lost the race is re-read and re-evaluated. Watchers read the change stream, woken by pub/sub.
+/// Stream events also go, in the same script, to a Redis Stream per namespace whose entry ids are their positions (the
+/// native event log the stream service reads instead of merging streams).
 /// </summary>
 /// <remarks>
 /// <para>Durability is Redis's: with <c>appendonly yes</c> + <c>appendfsync always</c> nothing acknowledged is lost;
@@ -55,7 +57,7 @@ public sealed class RedisStoreOptions
 /// process or machine can lose the last ~1 s of acknowledged writes; without AOF, everything since the last RDB snapshot.</para>
 /// <para>Single Redis node (or primary): the script touches keys it computes, so Redis Cluster is not supported.</para>
 /// </remarks>
-public sealed class RedisStore : IConcordStore
+public sealed partial class RedisStore : IConcordStore
 {
     private readonly IConnectionMultiplexer _mux;
     private readonly bool _ownsMux;
@@ -121,6 +123,7 @@ public sealed class RedisStore : IConcordStore
         mux.ConnectionRestored += store.OnConnectionEvent;
         mux.ConnectionFailed += store.OnConnectionEvent;
         await mux.GetSubscriber().SubscribeAsync(store._channel, (_, _) => store.PulseChanged()).ConfigureAwait(false);
+        await store.StartEventLogAsync().ConfigureAwait(false);
         store._sweeper = store._time.CreateTimer(static s => _ = ((RedisStore)s!).SweepAsync(), store, store._semantics.ExpirySweepInterval, store._semantics.ExpirySweepInterval);
         return store;
     }
@@ -155,6 +158,7 @@ public sealed class RedisStore : IConcordStore
     private RedisKey OldestKey => _p + ":oldest";
     private RedisKey StreamKey => _p + ":changes";
     private RedisKey ExpiryKey => _p + ":expiry";
+    private RedisKey TokenKey => _p + ":token";
     private RedisKey KvKey(string ns) => $"{_p}:kv:{ns}";
     private RedisKey IndexKey(string ns) => $"{_p}:idx:{ns}";
     private RedisKey HistoryKey(string ns, string key) => $"{_p}:hist:{ns}:{key}";
@@ -329,18 +333,129 @@ public sealed class RedisStore : IConcordStore
     /// and a node's clients never race each other. A batch that lost the race to another node is re-read and
     /// re-evaluated whole. The loop never throws: every request it takes is completed, with its result or an exception.
     /// </summary>
+    /// <remarks>
+    /// Speculative batches (see <see cref="TrySendSpeculative"/>) are pipelined: up to <see cref="MaxInFlight"/> commit
+    /// scripts are on the wire at once, each evaluated on top of the ones before it. They are settled in order; the
+    /// first that did not apply sends its batch, and every batch still in flight behind it, through the read path again,
+    /// in queue order.
+    /// </remarks>
     private async Task CommitLoopAsync()
     {
+        var inFlight = new Queue<Flight>();
         while (true)
         {
+            // While commits are in flight the loop keeps the lead even when the queue is empty: it must settle them.
             // A hooked request goes alone (see _commits): its guard may refuse the whole script.
-            var batch = _commits.TakeBatch();
-            if (batch.Count == 0) return;
+            var batch = _commits.TakeBatch(keepLead: inFlight.Count > 0);
+            if (batch.Count == 0)
+            {
+                if (inFlight.Count == 0) return;
+                await SettleInOrderAsync(inFlight).ConfigureAwait(false);
+                continue;
+            }
             // A request cancelled while it waited is withdrawn: nothing of it was sent.
             batch.RemoveAll(p => p.CancellationToken.IsCancellationRequested && p.Done.TrySetCanceled(p.CancellationToken));
-            if (batch.Count > 0) await CommitBatchWithRetriesAsync(batch).ConfigureAwait(false);
+            if (batch.Count == 0) continue;
+            if (inFlight.Count >= MaxInFlight) await SettleInOrderAsync(inFlight).ConfigureAwait(false);
+            if (TrySendSpeculative(batch, inFlight.Count > 0 ? inFlight.Last().Token : null) is { } flight)
+            {
+                if (inFlight.Count > 0) Interlocked.Increment(ref _pipelined);
+                inFlight.Enqueue(flight);
+                continue;
+            }
+            while (inFlight.Count > 0) await SettleInOrderAsync(inFlight).ConfigureAwait(false);
+            await CommitBatchWithRetriesAsync(batch).ConfigureAwait(false);
         }
     }
+
+    /// <summary>Most speculative commit scripts one node has on the wire at once.</summary>
+    private const int MaxInFlight = 4;
+
+    /// <summary>
+    /// A speculative batch whose commit script was sent: its outcomes (valid only if the script applies), the script's
+    /// answer, and the commit token the script leaves when it applies (the previous flight's token when it commits nothing).
+    /// </summary>
+    private sealed record Flight(List<PendingCommit> Batch, object[] Outcomes, Task<bool> Applied, string? Token);
+
+    /// <summary>
+    /// Evaluates <paramref name="batch"/> against the remembered rows — which include the commits still in flight — and
+    /// sends its commit script without waiting for the answer; null when the batch cannot be speculated (it then goes
+    /// through <see cref="CommitBatchWithRetriesAsync"/> once everything in flight is settled).
+    /// </summary>
+    /// <param name="batch">Requests taken from the queue, none of them hooked.</param>
+    /// <param name="previousToken">
+    /// The token of the newest commit in flight, or null when nothing of this node is in flight. The script applies only
+    /// if the revision is the expected one AND the last commit left that token: a revision alone could also have been
+    /// reached by another node's commits after an earlier flight failed.
+    /// </param>
+    private Flight? TrySendSpeculative(List<PendingCommit> batch, string? previousToken)
+    {
+        if (Volatile.Read(ref _cacheInvalid) == 1 || _speculationPause > 0 || batch.Any(p => p.Attachment is not null) || !CanSpeculate(batch)) return null;
+        var outcomes = Evaluate(batch, ViewsFromCache(batch), _cacheRevision, _cacheTicks, out var commits);
+        var token = commits.Count > 0 ? NewCommitToken() : previousToken;
+        var applied = CommitAsync(commits, _cacheRevision, null, previousToken, token);
+        CacheCommits(commits);
+        return new Flight(batch, outcomes, applied, token);
+    }
+
+    /// <summary>
+    /// Settles the oldest flight: completes its requests when its script applied; otherwise forgets the remembered rows
+    /// and runs its batch again through the read path, and settles every flight behind it the same way (they were
+    /// evaluated on top of it, so their scripts fail too, unless it applied after all — an error with an unknown outcome).
+    /// </summary>
+    private async Task SettleInOrderAsync(Queue<Flight> inFlight)
+    {
+        if (await SettleAsync(inFlight.Dequeue()).ConfigureAwait(false)) return;
+        while (inFlight.Count > 0) await SettleAsync(inFlight.Dequeue()).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Pipelining counters for tests and diagnostics: speculative scripts sent while another was in flight, and flights
+    /// that did not apply and went through the read path again.
+    /// </summary>
+    internal (long Pipelined, long Rerun) PipelineStats => (Interlocked.Read(ref _pipelined), Interlocked.Read(ref _rerun));
+
+    private long _pipelined;
+    private long _rerun;
+
+    private async Task<bool> SettleAsync(Flight flight)
+    {
+        bool applied;
+        try
+        {
+            applied = await flight.Applied.ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // The script may or may not have run: the callers get a transient error and retry with their idempotency keys.
+            ClearCache();
+            var error = e is OperationCanceledException or ObjectDisposedException && _stop.IsCancellationRequested ? new StoreUnavailableException("The store is closed") : e;
+            foreach (var p in flight.Batch) p.Done.TrySetException(error);
+            return false;
+        }
+        if (applied)
+        {
+            for (var i = 0; i < flight.Batch.Count; i++)
+            {
+                if (flight.Outcomes[i] is TxnResult result) flight.Batch[i].Done.TrySetResult(result);
+                else flight.Batch[i].Done.TrySetException((Exception)flight.Outcomes[i]);
+            }
+            return true;
+        }
+        // Another writer (a node, the sweeper) committed since, or an earlier flight failed: read, and speculate less for a while.
+        ClearCache();
+        _speculationPause = 8;
+        Interlocked.Increment(ref _rerun);
+        await CommitBatchWithRetriesAsync(flight.Batch).ConfigureAwait(false);
+        return false;
+    }
+
+    private long _tokens;
+
+    /// <summary>A token no other commit ever leaves: this store instance's id and a counter.</summary>
+    private string NewCommitToken() => $"{_instance}:{Interlocked.Increment(ref _tokens).ToString(CultureInfo.InvariantCulture)}";
+
+    private readonly string _instance = Guid.NewGuid().ToString("N");
 
     private async Task CommitBatchWithRetriesAsync(List<PendingCommit> batch)
     {
@@ -596,26 +711,32 @@ public sealed class RedisStore : IConcordStore
     }
 
     // KEYS: rev, ticks, stream, expiry. ARGV: expected rev, ticks of the last commit, channel, retained revisions, number
-    // of commits, then per commit (revisions expected + 1, + 2, …): n, 7 per change (kv hash, index zset, history zset,
-    // key, record json, deleted 0/1, expires ticks or ""), then idem key, idem json, idem ttl ms ("" "" "" when none).
+    // of commits, the commit-token key, the token the last commit must have left ("" = any), the token these commits
+    // leave, then per commit (revisions expected + 1, + 2, …): n, 7 per change (kv hash, index zset, history zset,
+    // key, record json, deleted 0/1, expires ticks or ""), then idem key, idem json, idem ttl ms ("" "" "" when none), then
+    // the namespace's event log stream, m, and m pairs (1-based change number, event index) in ascending index order:
+    // XADD with explicit ids revision-index, which grow because revisions do (RedisEventLog.cs).
     // Each key's history keeps every version newer than the retention horizon plus the newest one at or below it.
     // History scores are revision + index/100000, so two writes of one key in one transaction stay ordered.
     private const string CommitScript = """
         local rev = tonumber(redis.call('GET', KEYS[1]) or '0')
         if rev ~= tonumber(ARGV[1]) then return 0 end
+        if ARGV[7] ~= '' and redis.call('GET', ARGV[6]) ~= ARGV[7] then return 0 end
         local commits = tonumber(ARGV[5])
         if commits == 0 then return 1 end
         local retained = tonumber(ARGV[4])
-        local a = 6
+        local a = 9
         for c = 1, commits do
           local newrev = rev + c
           local horizon = newrev - retained + 1
           local n = tonumber(ARGV[a])
           a = a + 1
+          local recs = {}
           for i = 0, n - 1 do
             local kv, idx, hist, key, rec, deleted, exp = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4], ARGV[a+5], ARGV[a+6]
-            redis.call('HSET', kv, key, rec)
-            redis.call('ZADD', idx, 0, key)
+            recs[i + 1] = a
+            -- kv fields are never removed (deletes are tombstones; the queue hook drops a committed marker's field and index entry together), so a key is in the index exactly when HSET found it.
+            if redis.call('HSET', kv, key, rec) == 1 then redis.call('ZADD', idx, 0, key) end
             redis.call('ZADD', hist, newrev + i / 100000, rec)
             if horizon > 1 then
               local keep = redis.call('ZREVRANGEBYSCORE', hist, horizon + 0.5, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
@@ -628,9 +749,17 @@ public sealed class RedisStore : IConcordStore
           end
           if ARGV[a] ~= '' then redis.call('SET', ARGV[a], ARGV[a+1], 'PX', ARGV[a+2]) end
           a = a + 3
+          local events, m = ARGV[a], tonumber(ARGV[a+1])
+          a = a + 2
+          for e = 1, m do
+            local at = recs[tonumber(ARGV[a])]
+            redis.call('XADD', events, newrev .. '-' .. ARGV[a+1], 'k', ARGV[at+3], 'r', ARGV[at+4])
+            a = a + 2
+          end
         end
         redis.call('SET', KEYS[1], rev + commits)
         redis.call('SET', KEYS[2], ARGV[2])
+        redis.call('SET', ARGV[6], ARGV[8])
         redis.call('PUBLISH', ARGV[3], rev + commits)
         return 1
         """;
@@ -642,9 +771,18 @@ public sealed class RedisStore : IConcordStore
     /// Applies consecutive commits (revisions <paramref name="expected"/> + 1, + 2, …) atomically if the revision is still
     /// <paramref name="expected"/>; false when another commit won. With no commits, only checks the revision.
     /// </summary>
-    private async Task<bool> CommitAsync(IReadOnlyList<CommitEntry> commits, long expected, RedisCommitHook? hook = null)
+    /// <param name="commits">The commits, revisions <paramref name="expected"/> + 1, + 2, ….</param>
+    /// <param name="expected">The revision the commits were evaluated on.</param>
+    /// <param name="hook">Native work to commit with them (a batch of one).</param>
+    /// <param name="expectedToken">When set, the script also requires the last commit to have left this token (pipelined commits).</param>
+    /// <param name="token">The token these commits leave; a fresh one when null.</param>
+    private async Task<bool> CommitAsync(IReadOnlyList<CommitEntry> commits, long expected, RedisCommitHook? hook = null, string? expectedToken = null, string? token = null)
     {
-        var args = new List<RedisValue> { expected, commits.Count > 0 ? commits[^1].Time.UtcTicks : 0, _channel.ToString(), _semantics.RetainedRevisions, commits.Count };
+        var args = new List<RedisValue>
+        {
+            expected, commits.Count > 0 ? commits[^1].Time.UtcTicks : 0, _channel.ToString(), _semantics.RetainedRevisions, commits.Count,
+            (string)TokenKey!, expectedToken ?? "", commits.Count > 0 ? token ?? NewCommitToken() : "",
+        };
         for (var c = 0; c < commits.Count; c++)
         {
             var commit = commits[c];
@@ -670,6 +808,7 @@ public sealed class RedisStore : IConcordStore
                 args.Add(Math.Max(1, (long)(idem.ExpiresAt - _time.GetUtcNow()).TotalMilliseconds));
             }
             else args.AddRange(["", "", ""]);
+            AddEventLogArgs(args, commit);
         }
         if (hook is not null)
         {

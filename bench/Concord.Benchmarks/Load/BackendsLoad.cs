@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -45,6 +46,18 @@ internal static partial class BackendsLoad
         return results;
     }
 
+    /// <summary>Only the single-key rows (PostgreSQL and Redis CAS next to pgbench and redis-benchmark): for iterating on the stores.</summary>
+    public static IEnumerable<Comparison> RunCas(LoadSettings settings, Action<string> log)
+    {
+        var results = new List<Comparison>();
+        results.AddRange(RunPostgres(settings, log, withQueue: false).GetAwaiter().GetResult());
+        results.AddRange(RunRedis(settings, log).GetAwaiter().GetResult());
+        return results;
+    }
+
+    /// <summary>Only the Redis CAS rows (a profiling target).</summary>
+    public static IEnumerable<Comparison> RunRedisCas(LoadSettings settings, Action<string> log) => RunRedis(settings, log).GetAwaiter().GetResult();
+
     private static TimeSpan Duration(LoadSettings s) => s.Quick ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(4);
 
     /// <summary>Long enough for every client to open its connection before the window starts.</summary>
@@ -52,7 +65,7 @@ internal static partial class BackendsLoad
 
     // ------------------------------------------------------------------ PostgreSQL
 
-    private static async Task<List<Comparison>> RunPostgres(LoadSettings settings, Action<string> log)
+    private static async Task<List<Comparison>> RunPostgres(LoadSettings settings, Action<string> log, bool withQueue = true)
     {
         var results = new List<Comparison>();
         var builder = new NpgsqlConnectionStringBuilder(PgConnection) { MaxPoolSize = 80 };
@@ -80,26 +93,33 @@ internal static partial class BackendsLoad
             await using var concordSource = NpgsqlDataSource.Create(builder.ConnectionString);
             await using var store = await PostgresStore.OpenAsync(new PostgresStoreOptions { DataSource = concordSource, Schema = schema });
             await SeedAsync(store);
+            var known = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
             foreach (var clients in ClientCounts)
             {
                 var concord = new List<(double Rate, double Conflicts)>();
+                var casOp = new List<(double Rate, double Conflicts)>();
                 var peer = new List<double>();
                 for (var run = 0; run < settings.Runs; run++)
                 {
-                    concord.Add(RunWorkers(clients, Warmup(settings), Duration(settings), run, (_, rng) => CasAsync(store, rng)));
+                    casOp.Add(RunWorkers(clients, Warmup(settings), Duration(settings), run, (_, rng) => CasOpAsync(store, known, rng)));
+                    concord.Add(RunWorkers(clients, Warmup(settings), Duration(settings), run, (_, rng) => CasAsync(store, known, rng)));
                     concordSource.Clear();
                     var tps = RunTool("pgbench", PgbenchArgs(builder, scratchDb, clients, Duration(settings)), builder.Password);
                     peer.Add(ParseDouble(TpsPattern().Match(tps), tps));
-                    log($"postgres {clients,2} clients run {run + 1}: concord {concord[^1].Rate,8:N0} CAS/s ({concord[^1].Conflicts:P1} conflicts), pgbench -N {peer[^1],8:N0} tps");
+                    log($"postgres {clients,2} clients run {run + 1}: concord CAS op {casOp[^1].Rate,8:N0}/s ({casOp[^1].Conflicts:P1} conflicts), read+CAS {concord[^1].Rate,8:N0}/s ({concord[^1].Conflicts:P1} conflicts), pgbench -N {peer[^1],8:N0} tps");
                 }
+                var pgbench = new Sample($"pgbench {PgbenchArgs(builder, "DB", clients, Duration(settings))} (scale {PgbenchScale}) on {server}", [.. peer], []);
+                results.Add(new Comparison("postgres-op", $"{clients} client{(clients == 1 ? "" : "s")}", "CAS/s", true,
+                    new Sample(CasOpSubject("PostgresStore"), [.. casOp.Select(c => c.Rate)], new() { ["conflict rate"] = [.. casOp.Select(c => c.Conflicts)] }),
+                    pgbench, SingleKeyTarget));
                 results.Add(new Comparison("postgres", $"{clients} client{(clients == 1 ? "" : "s")}", "updates/s", true,
                     new Sample("Concord PostgresStore: GetAsync, then PutAsync(Expect.Version) until applied, random key of 10,000", [.. concord.Select(c => c.Rate)],
                         new() { ["conflict rate"] = [.. concord.Select(c => c.Conflicts)] }),
-                    new Sample($"pgbench {PgbenchArgs(builder, "DB", clients, Duration(settings))} (scale {PgbenchScale}) on {server}", [.. peer], []),
-                    SingleKeyTarget));
+                    pgbench, null));
             }
 
             // Queue: enqueue + lease + ack through the store, vs INSERT + DELETE … SKIP LOCKED … RETURNING on a plain table.
+            if (!withQueue) return results;
             await using (var peerConn = new NpgsqlConnection(scratch.ConnectionString))
             {
                 await peerConn.OpenAsync();
@@ -267,13 +287,33 @@ internal static partial class BackendsLoad
     private static readonly JsonElement s_value = JsonDocument.Parse("""{"n":1}""").RootElement.Clone();
 
     /// <summary>One conditional update of a random key: read the version, write expecting it, retry a lost race with the version the conflict carries.</summary>
-    private static async Task<long> CasAsync(IConcordStore store, Random rng)
+    private static async Task<long> CasAsync(IConcordStore store, ConcurrentDictionary<string, long> known, Random rng)
     {
         var key = Key(rng.Next(Keys));
         var version = (await store.GetAsync(Ns, key))?.Version ?? 0;
+        return await PutUntilAppliedAsync(store, known, key, version);
+    }
+
+    private static string CasOpSubject(string store) =>
+        $"Concord {store}: PutAsync(Expect.Version(v)) of a random key of 10,000, v = the version the clients last saw for the key "
+        + "(a writer that remembers what it wrote, as an agent keeping its record's version does); a lost race retries with the version the conflict carries";
+
+    /// <summary>
+    /// One compare-and-swap: write a random key expecting the version last seen for it (no read first); a lost race
+    /// (another client wrote the key since) retries with the version the conflict carries.
+    /// </summary>
+    private static Task<long> CasOpAsync(IConcordStore store, ConcurrentDictionary<string, long> known, Random rng)
+    {
+        var key = Key(rng.Next(Keys));
+        return PutUntilAppliedAsync(store, known, key, known.GetValueOrDefault(key, 1));
+    }
+
+    private static async Task<long> PutUntilAppliedAsync(IConcordStore store, ConcurrentDictionary<string, long> known, string key, long version)
+    {
         for (long attempts = 1; ; attempts++)
         {
             var result = await store.PutAsync(Ns, key, s_value, new WriteOptions { Expect = Expect.Version(version) });
+            known[key] = result.Version;
             if (result.IsApplied) return attempts;
             version = result.Version;
         }
@@ -329,23 +369,29 @@ internal static partial class BackendsLoad
         {
             await using var store = await RedisStore.OpenAsync(new RedisStoreOptions { Multiplexer = mux, Prefix = prefix });
             await SeedAsync(store);
+            var known = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
             foreach (var clients in ClientCounts)
             {
                 var concord = new List<(double Rate, double Conflicts)>();
+                var casOp = new List<(double Rate, double Conflicts)>();
                 var peer = new List<double>();
                 for (var run = 0; run < settings.Runs; run++)
                 {
-                    concord.Add(RunWorkers(clients, Warmup(settings), Duration(settings), run, (_, rng) => CasAsync(store, rng)));
+                    casOp.Add(RunWorkers(clients, Warmup(settings), Duration(settings), run, (_, rng) => CasOpAsync(store, known, rng)));
+                    concord.Add(RunWorkers(clients, Warmup(settings), Duration(settings), run, (_, rng) => CasAsync(store, known, rng)));
                     var requests = RedisRequests(clients, settings);
                     var csv = RunTool("redis-benchmark", RedisBenchArgs(host, port, clients, requests), null);
                     peer.Add(ParseDouble(SetPattern().Match(csv), csv));
-                    log($"redis    {clients,2} clients run {run + 1}: concord {concord[^1].Rate,8:N0} CAS/s ({concord[^1].Conflicts:P1} conflicts), redis-benchmark SET {peer[^1],8:N0} req/s");
+                    log($"redis    {clients,2} clients run {run + 1}: concord CAS op {casOp[^1].Rate,8:N0}/s ({casOp[^1].Conflicts:P1} conflicts), read+CAS {concord[^1].Rate,8:N0}/s ({concord[^1].Conflicts:P1} conflicts), redis-benchmark SET {peer[^1],8:N0} req/s");
                 }
+                var redisBench = new Sample($"redis-benchmark {RedisBenchArgs(host, port, clients, RedisRequests(clients, settings))} on {server}", [.. peer], []);
+                results.Add(new Comparison("redis-op", $"{clients} client{(clients == 1 ? "" : "s")}", "CAS/s", true,
+                    new Sample(CasOpSubject("RedisStore"), [.. casOp.Select(c => c.Rate)], new() { ["conflict rate"] = [.. casOp.Select(c => c.Conflicts)] }),
+                    redisBench, SingleKeyTarget));
                 results.Add(new Comparison("redis", $"{clients} client{(clients == 1 ? "" : "s")}", "ops/s", true,
                     new Sample("Concord RedisStore: GetAsync, then PutAsync(Expect.Version) until applied, random key of 10,000", [.. concord.Select(c => c.Rate)],
                         new() { ["conflict rate"] = [.. concord.Select(c => c.Conflicts)] }),
-                    new Sample($"redis-benchmark {RedisBenchArgs(host, port, clients, RedisRequests(clients, settings))} on {server}", [.. peer], []),
-                    SingleKeyTarget));
+                    redisBench, null));
             }
         }
         finally

@@ -12,7 +12,7 @@ internal static class LoadCommand
 {
     public static readonly JsonSerializerOptions Json = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
-    public const string Usage = "usage: load contention|durable|memory|all|backends|redis-queue|pgqueue|peers|goodput|lab|curves [--quick] [--runs N] [--dir WORKDIR] [--out FILE.json] [--md FILE.md] [--no-servers] [--think MS]";
+    public const string Usage = "usage: load contention|durable|memory|all|backends|backends-cas|redis-cas|streams|redis-queue|pgqueue|peers|goodput|lab|curves [--quick] [--runs N] [--dir WORKDIR] [--out FILE.json] [--md FILE.md] [--no-servers] [--think MS]";
 
     public static int Run(string[] args)
     {
@@ -32,7 +32,7 @@ internal static class LoadCommand
                 case "--no-servers": servers = false; break;
                 case "--think" when i + 1 < args.Length && double.TryParse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture, out var ms) && ms >= 0:
                     GoodputLoad.Think = TimeSpan.FromMilliseconds(ms); i++; break;
-                case "contention" or "durable" or "memory" or "all" or "backends" or "redis-queue" or "pgqueue" or "peers" or "goodput" or "lab" or "curves" when suite is null: suite = args[i]; break;
+                case "contention" or "durable" or "memory" or "all" or "backends" or "backends-cas" or "redis-cas" or "streams" or "redis-queue" or "pgqueue" or "peers" or "goodput" or "lab" or "curves" when suite is null: suite = args[i]; break;
                 default:
                     Console.Error.WriteLine($"unexpected argument '{args[i]}'\n{Usage}");
                     return 2;
@@ -62,7 +62,10 @@ internal static class LoadCommand
             if (suite is "durable" or "all") comparisons.AddRange(DurableLoad.Run(settings, Log));
             if (suite is "memory" or "all") comparisons.AddRange(MemoryLoad.Run(settings, Log));
             if (suite is "backends") comparisons.AddRange(BackendsLoad.Run(settings, Log));
+            if (suite is "backends-cas") comparisons.AddRange(BackendsLoad.RunCas(settings, Log));
+            if (suite is "redis-cas") comparisons.AddRange(BackendsLoad.RunRedisCas(settings, Log));
             if (suite is "redis-queue") comparisons.AddRange(BackendsLoad.RunRedisQueue(settings, Log));
+            if (suite is "streams") comparisons.AddRange(StreamsLoad.Run(settings, Log));
             if (suite is "pgqueue") comparisons.AddRange(BackendsLoad.RunNativeQueue(settings, Log).GetAwaiter().GetResult());
         }
         finally

@@ -26,21 +26,24 @@ internal sealed class GroupCommitQueue<T>(int maxBatch, Func<T, bool> runsAlone)
             lead = !_committing;
             _committing = true;
         }
-        if (lead) _ = Task.Run(loop, CancellationToken.None);
+        // The leader runs the loop on its own thread up to the loop's first await (its first round trip): one thread-pool
+        // hop less per commit for a lone writer. The loop never throws, and its continuations run off the caller's thread.
+        if (lead) _ = loop();
     }
 
     /// <summary>
     /// The next batch, in queue order: up to <c>maxBatch</c> requests, or one request that runs alone. Empty when nothing
-    /// is queued, and then the calling loop must end.
+    /// is queued, and then the calling loop must end (unless it kept the lead with <paramref name="keepLead"/>).
     /// </summary>
-    public List<T> TakeBatch()
+    /// <param name="keepLead">Keep the loop's lead even when nothing is queued (it still has work of its own to finish).</param>
+    public List<T> TakeBatch(bool keepLead = false)
     {
         var batch = new List<T>();
         lock (_gate)
         {
             while (_pending.Count > 0 && batch.Count < maxBatch && (batch.Count == 0 || (!runsAlone(batch[0]) && !runsAlone(_pending.Peek()))))
                 batch.Add(_pending.Dequeue());
-            if (batch.Count == 0) _committing = false;
+            if (batch.Count == 0 && !keepLead) _committing = false;
         }
         return batch;
     }

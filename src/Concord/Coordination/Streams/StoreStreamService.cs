@@ -13,9 +13,13 @@ namespace Concord.Coordination.Streams;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Subscriptions watch the event keys from the position's revision (the store replays its retained history, then
-/// delivers live commits in revision order). When the position is older than the retained history they catch up from
-/// the stored events first, merging the selected streams by position, and then switch to the watch.
+/// On a store with a native event log (PostgreSQL, Redis: see docs/backends.md), <see cref="ReadAllAsync"/>,
+/// <see cref="SubscribeAsync"/> and consumer groups read that log: one ordered range read per page, whatever the number
+/// of streams, and subscriptions are woken by the store's commit notifications. Otherwise (the embedded engine)
+/// subscriptions watch the event keys from the position's revision (the store replays its retained history, then
+/// delivers live commits in revision order); when the position is older than the retained history they catch up from
+/// the stored events first, merging the selected streams by position (one cursor per stream), and then switch to the
+/// watch. Either way the events, their positions and their order are the same.
 /// </para>
 /// <para>Thread-safe.</para>
 /// </remarks>
@@ -27,6 +31,7 @@ public sealed class StoreStreamService : IStreamService
     private const int MaxEventsPerAppend = 5000;
     private readonly IConcordStore _store;
     private readonly StreamServiceOptions _options;
+    private readonly IEventLog? _log;
 
     /// <summary>Creates the service over <paramref name="store"/>.</summary>
     public StoreStreamService(IConcordStore store, StreamServiceOptions? options = null)
@@ -35,6 +40,24 @@ public sealed class StoreStreamService : IStreamService
         _options = options ?? new StreamServiceOptions();
         _options.Validate();
         _store = store;
+        _log = _options.UseEventLog ? EventLogOf(store) : null;
+    }
+
+    /// <summary>The store's native event log, looking through the instrumentation wrapper (the server wraps every store in one).</summary>
+    private static IEventLog? EventLogOf(IConcordStore store) => store switch
+    {
+        IEventLog log => log,
+        InstrumentedStore instrumented => EventLogOf(instrumented.Inner),
+        _ => null,
+    };
+
+    /// <summary>The store's event log when it serves <paramref name="filter"/> for positions after <paramref name="from"/> (forward) or all of it (backward).</summary>
+    private IEventLog? LogFor(StreamFilter filter, StreamPosition from, ReadDirection direction)
+    {
+        if (_log is null || !_log.Serves(filter)) return null;
+        var start = _log.EventLogStart;
+        if (start <= 1) return _log;
+        return direction == ReadDirection.Forward && from >= StreamPosition.AfterRevision(start - 1) ? _log : null;
     }
 
     // ---------------------------------------------------------------- append
@@ -202,6 +225,8 @@ public sealed class StoreStreamService : IStreamService
     public async ValueTask<IReadOnlyList<RecordedEvent>> ReadAllAsync(string ns, StreamPosition from, int count, StreamFilter? filter = null, ReadDirection direction = ReadDirection.Forward, CancellationToken cancellationToken = default)
     {
         ValidateCount(count);
+        if (LogFor(filter ?? StreamFilter.All, from, direction) is { } log)
+            return await log.ReadEventLogAsync(ns, filter ?? StreamFilter.All, from, count, direction, cancellationToken).ConfigureAwait(false);
         var upTo = await _store.GetRevisionAsync(cancellationToken).ConfigureAwait(false);
         var result = new List<RecordedEvent>(Math.Min(count, 1024));
         await foreach (var e in MergeAsync(ns, filter ?? StreamFilter.All, from, upTo, direction, cancellationToken).ConfigureAwait(false))
@@ -354,6 +379,11 @@ public sealed class StoreStreamService : IStreamService
     public async IAsyncEnumerable<RecordedEvent> SubscribeAsync(string ns, StreamFilter filter, StreamPosition after, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(filter);
+        if (_log is not null && _log.Serves(filter))
+        {
+            await foreach (var e in TailLogAsync(_log, ns, filter, after, cancellationToken).ConfigureAwait(false)) yield return e;
+            yield break;
+        }
         var position = after;
         var prefix = StreamKeys.WatchPrefix(filter);
         while (true)
@@ -405,6 +435,38 @@ public sealed class StoreStreamService : IStreamService
                 yield return e;
             }
             if (position < StreamPosition.AfterRevision(upTo)) position = StreamPosition.AfterRevision(upTo);
+        }
+    }
+
+    /// <summary>
+    /// A subscription on the store's event log: pages of the log after the last delivered position, and between pages
+    /// that reach the end, a wait for the store's next commit notification (or its poll interval). Events before the log
+    /// start (a store that could not backfill) are caught up by the merge first.
+    /// </summary>
+    private async IAsyncEnumerable<RecordedEvent> TailLogAsync(IEventLog log, string ns, StreamFilter filter, StreamPosition after, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var position = after;
+        var logged = StreamPosition.AfterRevision(log.EventLogStart - 1);
+        if (log.EventLogStart > 1 && position < logged)
+        {
+            await foreach (var e in MergeAsync(ns, filter, position, log.EventLogStart - 1, ReadDirection.Forward, cancellationToken).ConfigureAwait(false))
+            {
+                position = e.Position;
+                yield return e;
+            }
+            position = logged;
+        }
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var signal = log.EventSignal;
+            var page = await log.ReadEventLogAsync(ns, filter, position, _options.PageSize, ReadDirection.Forward, cancellationToken).ConfigureAwait(false);
+            foreach (var e in page)
+            {
+                position = e.Position;
+                yield return e;
+            }
+            if (page.Count < _options.PageSize) await log.WaitForEventsAsync(signal, cancellationToken).ConfigureAwait(false);
         }
     }
 

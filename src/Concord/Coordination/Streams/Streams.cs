@@ -454,6 +454,12 @@ public sealed record StreamServiceOptions
     /// <summary>Attempts of an append with <see cref="ExpectedVersion.Any"/> that keeps losing the race. <value>Default: 1,000.</value></summary>
     public int MaxCasAttempts { get; init; } = 1000;
 
+    /// <summary>
+    /// Read the store's native event log when it has one (false: always merge the streams' own records; for comparisons
+    /// and benchmarks). <value>Default: true.</value>
+    /// </summary>
+    internal bool UseEventLog { get; init; } = true;
+
     internal void Validate()
     {
         ArgumentNullException.ThrowIfNull(TimeProvider);
