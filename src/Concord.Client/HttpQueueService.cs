@@ -8,7 +8,9 @@ using Concord.Wire;
 namespace Concord.Client;
 
 /// <summary>
-/// <see cref="IQueueService"/> over the Concord HTTP API (<c>/v1/ns/{ns}/queues/…</c>). Thread-safe.
+/// <see cref="IQueueService"/> over the Concord HTTP API (<c>/v1/ns/{ns}/queues/…</c>). Thread-safe. Arguments are checked
+/// before sending with the same rules (and messages) as every queue implementation; limits that depend on the server's
+/// settings (payload size, default attempts) are checked by the server.
 /// </summary>
 /// <remarks>
 /// <see cref="PrepareEnqueueAsync"/> and <see cref="PrepareAckAsync"/> are prepared by the server and return operations on
@@ -31,7 +33,9 @@ public sealed class HttpQueueService : IQueueService
     public async ValueTask<EnqueueResult> EnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new EnqueueOptions();
-        if (payload.ValueKind == JsonValueKind.Undefined) throw new InvalidRequestException("A task needs a payload (any JSON value)");
+        QueueRules.ValidateQueue(ns, queue);
+        QueueRules.ValidatePayload(payload);
+        QueueRules.ValidateEnqueueOptions(options);
         var body = new EnqueueRequestDto
         {
             Payload = payload,
@@ -52,7 +56,9 @@ public sealed class HttpQueueService : IQueueService
     public async ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new EnqueueOptions();
-        if (payload.ValueKind == JsonValueKind.Undefined) throw new InvalidRequestException("A task needs a payload (any JSON value)");
+        QueueRules.ValidateQueue(ns, queue);
+        QueueRules.ValidatePayload(payload);
+        QueueRules.ValidateEnqueueOptions(options);
         var body = new EnqueueRequestDto
         {
             Payload = payload,
@@ -72,6 +78,8 @@ public sealed class HttpQueueService : IQueueService
     /// <inheritdoc />
     public async ValueTask<LeaseResult> LeaseAsync(string ns, string queue, string consumer, TimeSpan visibilityTimeout, TimeSpan wait = default, CancellationToken cancellationToken = default)
     {
+        QueueRules.ValidateQueue(ns, queue);
+        QueueRules.ValidateLease(consumer, visibilityTimeout, wait);
         var body = new LeaseRequestDto { Consumer = consumer, VisibilityMs = (long)visibilityTimeout.TotalMilliseconds, WaitMs = (long)wait.TotalMilliseconds };
         // A lease whose reply is lost leaves a task leased until its visibility timeout: not retried.
         var dto = await PostAsync<LeaseResponseDto>(Url(ns, queue, "/lease"), body, consumer, retryable: false, cancellationToken).ConfigureAwait(false);
@@ -119,6 +127,7 @@ public sealed class HttpQueueService : IQueueService
     public async ValueTask<NackResult> NackAsync(QueueLease lease, string? reason = null, TimeSpan delay = default, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(lease);
+        QueueRules.ValidateNackDelay(delay);
         var body = new ReceiptRequestDto { TaskId = lease.TaskId, Receipt = lease.Receipt, Consumer = lease.Consumer, Reason = reason, DelayMs = (long)delay.TotalMilliseconds };
         using var response = await SendAsync(Url(lease.Namespace, lease.Queue, "/nack"), body, lease.Consumer, retryable: true, cancellationToken).ConfigureAwait(false);
         if (response.IsSuccessStatusCode) return await ReadAsync<NackResult>(response, cancellationToken).ConfigureAwait(false);
@@ -132,6 +141,7 @@ public sealed class HttpQueueService : IQueueService
     public async ValueTask<ExtendResult> ExtendAsync(QueueLease lease, TimeSpan visibilityTimeout, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(lease);
+        QueueRules.ValidateVisibility(visibilityTimeout);
         var body = new ReceiptRequestDto { TaskId = lease.TaskId, Receipt = lease.Receipt, Consumer = lease.Consumer, VisibilityMs = (long)visibilityTimeout.TotalMilliseconds };
         using var response = await SendAsync(Url(lease.Namespace, lease.Queue, "/extend"), body, lease.Consumer, retryable: true, cancellationToken).ConfigureAwait(false);
         if (response.IsSuccessStatusCode)
@@ -166,8 +176,11 @@ public sealed class HttpQueueService : IQueueService
     }
 
     /// <inheritdoc />
-    public async ValueTask<IReadOnlyList<QueueTask>> ListDeadLettersAsync(string ns, string queue, int limit = 100, CancellationToken cancellationToken = default) =>
-        await GetAsync<List<QueueTask>>(Url(ns, queue, $"/dead?limit={limit}"), cancellationToken).ConfigureAwait(false);
+    public async ValueTask<IReadOnlyList<QueueTask>> ListDeadLettersAsync(string ns, string queue, int limit = 100, CancellationToken cancellationToken = default)
+    {
+        QueueRules.ValidateDeadLetterLimit(limit);
+        return await GetAsync<List<QueueTask>>(Url(ns, queue, $"/dead?limit={limit}"), cancellationToken).ConfigureAwait(false);
+    }
 
     /// <inheritdoc />
     public async ValueTask<bool> RequeueDeadLetterAsync(string ns, string queue, string taskId, CancellationToken cancellationToken = default)
@@ -187,6 +200,14 @@ public sealed class HttpQueueService : IQueueService
     /// <inheritdoc />
     public async ValueTask<QueueStats> GetStatsAsync(string ns, string queue, CancellationToken cancellationToken = default) =>
         await GetAsync<QueueStats>(Url(ns, queue), cancellationToken).ConfigureAwait(false);
+
+    /// <inheritdoc />
+    public async ValueTask<QueueListPage> ListQueuesAsync(string ns, string? after = null, int limit = 100, CancellationToken cancellationToken = default)
+    {
+        QueueRules.ValidateListQueues(ns, after, limit);
+        var query = after is null ? $"?limit={limit}" : $"?limit={limit}&after={Uri.EscapeDataString(after)}";
+        return await GetAsync<QueueListPage>($"v1/ns/{Uri.EscapeDataString(ns)}/queues{query}", cancellationToken).ConfigureAwait(false);
+    }
 
     // ------------------------------------------------------------------ plumbing
 

@@ -68,6 +68,13 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
 
     private static readonly TimeSpan ReclaimInterval = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long an ack's tombstone (<c>queue_acked</c>) is kept, so that a retry of the ack after a lost reply reports
+    /// <see cref="AckResult.Replayed"/> instead of a stale receipt: one small row per ack lives this long (the same default
+    /// as the Redis queue's <c>AckReplayWindow</c>).
+    /// </summary>
+    public static readonly TimeSpan AckReplayWindow = TimeSpan.FromMinutes(2);
+
     /// <summary>How long a registration in <c>queue_waiters</c> lasts (refreshed while the service keeps waiting).</summary>
     private static readonly TimeSpan WaiterTtl = TimeSpan.FromSeconds(30);
 
@@ -179,14 +186,8 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
 
     private TaskSpec NewTask(string ns, string queue, JsonElement payload, EnqueueOptions options)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
-        if (payload.ValueKind == JsonValueKind.Undefined) throw new InvalidRequestException("The task payload is missing");
-        if (options.Delay < TimeSpan.Zero || options.Delay > TimeSpan.FromDays(366)) throw new InvalidRequestException("Enqueue delay must be between 0 and 366 days");
-        var maxAttempts = options.MaxAttempts ?? _options.DefaultMaxAttempts;
-        if (maxAttempts is < 1 or > 10_000) throw new InvalidRequestException("MaxAttempts must be between 1 and 10000");
-        if (options.DedupId is not null) _ = SysKeys.Segment(options.DedupId, "Dedup id");
-        if (options.Group is not null) _ = SysKeys.Segment(options.Group, "Group key");
+        QueueRules.ValidateQueue(ns, queue);
+        var maxAttempts = QueueRules.ValidateEnqueue(payload, options, _options);
         var now = Now();
         return new TaskSpec
         {
@@ -286,11 +287,8 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<LeaseResult> LeaseAsync(string ns, string queue, string consumer, TimeSpan visibilityTimeout, TimeSpan wait = default, CancellationToken cancellationToken = default)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
-        ArgumentException.ThrowIfNullOrWhiteSpace(consumer);
-        ValidateVisibility(visibilityTimeout);
-        if (wait < TimeSpan.Zero || wait > TimeSpan.FromHours(1)) throw new InvalidRequestException("Lease wait must be between 0 and 1 hour");
+        QueueRules.ValidateQueue(ns, queue);
+        QueueRules.ValidateLease(consumer, visibilityTimeout, wait);
         var started = Now();
         var waitUntil = started + wait;
         if (wait > TimeSpan.Zero) await EnsureListeningAsync(cancellationToken).ConfigureAwait(false);
@@ -313,11 +311,6 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             if (wakeAt > now + FallbackPoll) wakeAt = now + FallbackPoll;
             await WaitAsync(signal, wakeAt - now, cancellationToken).ConfigureAwait(false);
         }
-    }
-
-    private static void ValidateVisibility(TimeSpan visibility)
-    {
-        if (visibility <= TimeSpan.Zero || visibility > TimeSpan.FromHours(12)) throw new InvalidRequestException("Visibility timeout must be between 0 and 12 hours");
     }
 
     private async Task WaitAsync(Task signal, TimeSpan due, CancellationToken cancellationToken)
@@ -421,8 +414,10 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// <remarks>
     /// With effects, the effects commit through the store (same semantics as <see cref="IConcordStore.TransactAsync"/>,
     /// with an idempotency key derived from the receipt, so a retry after a lost reply reports the first ack) and the task
-    /// row is deleted in the same PostgreSQL transaction. Without effects the ack is one statement; a retry of it reports
-    /// <see cref="AckStatus.StaleReceipt"/> (the task is gone either way).
+    /// row is deleted in the same PostgreSQL transaction. Without effects the ack is one round trip that deletes the task
+    /// and writes a tombstone (<c>queue_acked</c>: task id, receipt, revision) in the same statement; a retry with the same
+    /// receipt within <see cref="AckReplayWindow"/> finds it and reports <see cref="AckStatus.Acked"/> with
+    /// <see cref="AckResult.Replayed"/> and the first ack's revision. Tombstones are swept with the expired dedup ids.
     /// </remarks>
     public async ValueTask<AckResult> AckAsync(QueueLease lease, IReadOnlyList<TxnOp>? effects = null, CancellationToken cancellationToken = default)
     {
@@ -439,7 +434,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             {
                 stepRan = true;
                 stale = false;
-                var (deleted, promoted, _) = await AckCoreAsync(conn, tx, _s, lease, ct).ConfigureAwait(false);
+                var (deleted, promoted, _, _) = await AckCoreAsync(conn, tx, _s, lease, Now(), ct).ConfigureAwait(false);
                 if (deleted)
                 {
                     if (promoted) await NotifyInAsync(conn, tx, _s, lease.Namespace, lease.Queue, ct).ConfigureAwait(false);
@@ -465,11 +460,13 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
 
     private async Task<AckResult> AckWithoutEffectsAsync(QueueLease lease, CancellationToken cancellationToken)
     {
-        var (deleted, promoted, revision) = await Translate(async () =>
+        var (deleted, promoted, revision, replayed) = await Translate(async () =>
         {
             await using var conn = await _ds.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            return await AckCoreAsync(conn, null, _s, lease, cancellationToken).ConfigureAwait(false);
+            return await AckCoreAsync(conn, null, _s, lease, Now(), cancellationToken).ConfigureAwait(false);
         }).ConfigureAwait(false);
+        // A retry after a lost reply finds the task gone and its own receipt in the tombstone: it was this ack.
+        if (replayed) return new AckResult(AckStatus.Acked, revision, null, -1, null) { Replayed = true };
         if (!deleted) return new AckResult(AckStatus.StaleReceipt, 0, null, -1, StaleMessage(lease));
         QueueTelemetry.Acked(lease.Queue);
         if (promoted) await NotifyAsync(lease.Namespace, lease.Queue, cancellationToken).ConfigureAwait(false);
@@ -477,33 +474,58 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     }
 
     /// <summary>
-    /// Deletes the leased task if <paramref name="lease"/>'s receipt is current and, for a grouped task, promotes the next
-    /// task of its group: one round trip. Only the task id and receipt are trusted (leases rebuilt from an HTTP request
-    /// carry no group): the delete returns the group, takes its lock after the row lock (the order every writer uses) and
-    /// hands the key to the promotion through a transaction-local setting.
+    /// Deletes the leased task if <paramref name="lease"/>'s receipt is current, records the ack in <c>queue_acked</c> (the
+    /// receipt, until <paramref name="now"/> + <see cref="AckReplayWindow"/>) and, for a grouped task, promotes the next
+    /// task of its group: one round trip, one transaction. Only the task id and receipt are trusted (leases rebuilt from an
+    /// HTTP request carry no group): the delete returns the group, takes its lock after the row lock (the order every
+    /// writer uses) and hands the key to the promotion through a transaction-local setting. When nothing was deleted,
+    /// <c>Replayed</c> says whether this very receipt was acked within the window (a retry after a lost reply).
     /// </summary>
-    private static async Task<(bool Deleted, bool Promoted, long Revision)> AckCoreAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string s, QueueLease lease, CancellationToken cancellationToken)
+    private static async Task<(bool Deleted, bool Promoted, long Revision, bool Replayed)> AckCoreAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string s, QueueLease lease,
+        DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var batch = new NpgsqlBatch(conn, tx);
         // Receipts of grouped tasks end in 'g' (LeaseCoreAsync): an ungrouped ack is the DELETE alone.
         var grouped = lease.Receipt.EndsWith('g');
         if (grouped) batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('concord.queue_group', '', true)"));
+        // The tombstone is written by the statement that deletes the task, so both or neither happen.
+        var remember = $"""
+            a AS (INSERT INTO {s}.queue_acked (ns, queue, id, receipt, revision, expires_at)
+                  SELECT $1, $2, $3, $4, (SELECT revision FROM {s}.meta WHERE id = 1), $6 FROM d
+                  ON CONFLICT (ns, queue, id) DO UPDATE SET receipt = excluded.receipt, revision = excluded.revision, expires_at = excluded.expires_at)
+            """;
         var delete = new NpgsqlBatchCommand(grouped
             ? $"""
-              WITH d AS (DELETE FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 RETURNING group_key)
+              WITH d AS (DELETE FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 RETURNING group_key),
+              {remember}
               SELECT d.group_key FROM d,
                   LATERAL (SELECT pg_advisory_xact_lock(hashtextextended($5 || d.group_key, 0))) l,
                   LATERAL (SELECT set_config('concord.queue_group', coalesce(d.group_key, ''), true)) c
               """
-            : $"DELETE FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 AND group_key IS NULL RETURNING 1");
+            : $"""
+              WITH d AS (DELETE FROM {s}.queue_tasks WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 AND group_key IS NULL RETURNING 1),
+              {remember}
+              SELECT 1 FROM d
+              """);
         Add(delete, lease.Namespace);
         Add(delete, lease.Queue);
         Add(delete, lease.TaskId);
         Add(delete, lease.Receipt);
-        if (grouped) Add(delete, GroupLockPrefix(s, lease.Namespace, lease.Queue));
+        Add(delete, grouped ? GroupLockPrefix(s, lease.Namespace, lease.Queue) : "");
+        Add(delete, (now + AckReplayWindow).UtcTicks);
         batch.BatchCommands.Add(delete);
         if (grouped) batch.BatchCommands.Add(Promote(s, lease.Namespace, lease.Queue, null));
-        batch.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT revision FROM {s}.meta WHERE id = 1"));
+        // The ack's revision: the one its tombstone recorded (this ack's, or, for a retry, the first ack's).
+        var revision = new NpgsqlBatchCommand($"""
+            SELECT (SELECT revision FROM {s}.meta WHERE id = 1),
+                   (SELECT revision FROM {s}.queue_acked WHERE ns = $1 AND queue = $2 AND id = $3 AND receipt = $4 AND expires_at > $5)
+            """);
+        Add(revision, lease.Namespace);
+        Add(revision, lease.Queue);
+        Add(revision, lease.TaskId);
+        Add(revision, lease.Receipt);
+        Add(revision, now.UtcTicks);
+        batch.BatchCommands.Add(revision);
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         if (grouped) await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         var deleted = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
@@ -515,7 +537,8 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
         }
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        return (deleted, promoted, reader.GetInt64(0));
+        var acked = reader.IsDBNull(1) ? (long?)null : reader.GetInt64(1);
+        return (deleted, promoted, acked ?? reader.GetInt64(0), !deleted && acked is not null);
     }
 
     /// <inheritdoc />
@@ -577,7 +600,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
                 var spec = Deserialize<AckSpec>(change);
                 if (spec.Ns != commit.Namespace) return new CommitRefusal(key, ConflictKind.NotFound, $"ack prepared for namespace '{spec.Ns}' cannot commit in a transaction of '{commit.Namespace}'");
                 var lease = new QueueLease { Namespace = commit.Namespace, Queue = spec.Queue, TaskId = spec.Id, Receipt = spec.Receipt, Group = spec.Group, Consumer = "", Payload = default };
-                var (deleted, promoted, _) = await AckCoreAsync(conn, tx, s, lease, cancellationToken).ConfigureAwait(false);
+                var (deleted, promoted, _, _) = await AckCoreAsync(conn, tx, s, lease, commit.Time, cancellationToken).ConfigureAwait(false);
                 if (promoted) await NotifyInAsync(conn, tx, s, lease.Namespace, lease.Queue, cancellationToken).ConfigureAwait(false);
                 if (!deleted) return new CommitRefusal(key, ConflictKind.NotFound, $"receipt {spec.Receipt} for task '{spec.Id}' of queue '{spec.Queue}' is stale: the lease ended; prepare the ack again");
             }
@@ -610,7 +633,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(lease);
         SysKeys.ValidateName(lease.Queue, "Queue");
-        if (delay < TimeSpan.Zero || delay > TimeSpan.FromDays(366)) throw new InvalidRequestException("Nack delay must be between 0 and 366 days");
+        QueueRules.ValidateNackDelay(delay);
         var why = reason ?? $"nacked by '{lease.Consumer}'";
         var now = Now();
         var outcome = await Translate(async () =>
@@ -681,7 +704,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(lease);
         SysKeys.ValidateName(lease.Queue, "Queue");
-        ValidateVisibility(visibilityTimeout);
+        QueueRules.ValidateVisibility(visibilityTimeout);
         var deadline = Now() + visibilityTimeout;
         var revision = await Translate(async () =>
         {
@@ -699,14 +722,13 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<int> ReclaimExpiredAsync(string ns, string queue, CancellationToken cancellationToken = default)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
+        QueueRules.ValidateQueue(ns, queue);
         return await ReclaimCoreAsync(ns, queue, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
     /// Returns expired leases to the queue (or the dead letters), each in its own short transaction that takes the group
-    /// lock before the row lock (the order every writer uses). Also forgets the queue's expired dedup ids.
+    /// lock before the row lock (the order every writer uses). Also forgets the queue's expired dedup ids and ack tombstones.
     /// </summary>
     private async Task<int> ReclaimCoreAsync(string ns, string queue, CancellationToken cancellationToken) =>
         await Translate(async () =>
@@ -743,12 +765,17 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
                 QueueTelemetry.LeaseLost(queue, dead);
                 reclaimed++;
             }
-            await using (var dedup = new NpgsqlCommand($"DELETE FROM {_s}.queue_dedup WHERE ns = $1 AND queue = $2 AND expires_at <= $3", conn))
+            await using (var sweep = new NpgsqlBatch(conn))
             {
-                Add(dedup, ns);
-                Add(dedup, queue);
-                Add(dedup, now.UtcTicks);
-                await dedup.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                foreach (var table in new[] { "queue_dedup", "queue_acked" })
+                {
+                    var delete = new NpgsqlBatchCommand($"DELETE FROM {_s}.{table} WHERE ns = $1 AND queue = $2 AND expires_at <= $3");
+                    Add(delete, ns);
+                    Add(delete, queue);
+                    Add(delete, now.UtcTicks);
+                    sweep.BatchCommands.Add(delete);
+                }
+                await sweep.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
             if (reclaimed > 0) await NotifyAsync(ns, queue, cancellationToken).ConfigureAwait(false);
             return reclaimed;
@@ -761,8 +788,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<QueueTask?> GetTaskAsync(string ns, string queue, string taskId, CancellationToken cancellationToken = default)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
+        QueueRules.ValidateQueue(ns, queue);
         ArgumentException.ThrowIfNullOrWhiteSpace(taskId);
         return await Translate(async () =>
         {
@@ -805,9 +831,8 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<IReadOnlyList<QueueTask>> ListDeadLettersAsync(string ns, string queue, int limit = 100, CancellationToken cancellationToken = default)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
-        if (limit is < 1 or > 10_000) throw new InvalidRequestException("Limit must be between 1 and 10000");
+        QueueRules.ValidateQueue(ns, queue);
+        QueueRules.ValidateDeadLetterLimit(limit);
         return await Translate(async () =>
         {
             await using var cmd = _ds.CreateCommand($"SELECT {TaskColumns}, 3, NULL::bigint, dead_at FROM {_s}.queue_dead WHERE ns = $1 AND queue = $2 ORDER BY dead_at, id LIMIT $3");
@@ -824,8 +849,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<bool> RequeueDeadLetterAsync(string ns, string queue, string taskId, CancellationToken cancellationToken = default)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
+        QueueRules.ValidateQueue(ns, queue);
         ArgumentException.ThrowIfNullOrWhiteSpace(taskId);
         var now = Now();
         var requeued = await Translate(async () =>
@@ -861,8 +885,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<bool> DeleteDeadLetterAsync(string ns, string queue, string taskId, CancellationToken cancellationToken = default)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
+        QueueRules.ValidateQueue(ns, queue);
         ArgumentException.ThrowIfNullOrWhiteSpace(taskId);
         var deleted = await Translate(async () =>
         {
@@ -876,8 +899,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<QueueStats> GetStatsAsync(string ns, string queue, CancellationToken cancellationToken = default)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
+        QueueRules.ValidateQueue(ns, queue);
         var now = Now();
         return await Translate(async () =>
         {
@@ -895,6 +917,41 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
             return new QueueStats(reader.GetInt32(0), reader.GetInt32(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4));
+        }).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Two loose index scans (one over <c>queue_tasks</c>, one over <c>queue_dead</c>, each hopping from one queue name to
+    /// the next through the primary key), merged: O(limit) index probes however many tasks the queues hold.
+    /// </remarks>
+    public async ValueTask<QueueListPage> ListQueuesAsync(string ns, string? after = null, int limit = 100, CancellationToken cancellationToken = default)
+    {
+        QueueRules.ValidateListQueues(ns, after, limit);
+        return await Translate(async () =>
+        {
+            await using var cmd = _ds.CreateCommand($"""
+                WITH RECURSIVE
+                t(q) AS (
+                    (SELECT queue FROM {_s}.queue_tasks WHERE ns = $1 AND queue > $2 ORDER BY queue LIMIT 1)
+                    UNION ALL
+                    SELECT (SELECT queue FROM {_s}.queue_tasks WHERE ns = $1 AND queue > t.q ORDER BY queue LIMIT 1) FROM t WHERE t.q IS NOT NULL),
+                d(q) AS (
+                    (SELECT queue FROM {_s}.queue_dead WHERE ns = $1 AND queue > $2 ORDER BY queue LIMIT 1)
+                    UNION ALL
+                    SELECT (SELECT queue FROM {_s}.queue_dead WHERE ns = $1 AND queue > d.q ORDER BY queue LIMIT 1) FROM d WHERE d.q IS NOT NULL)
+                SELECT q FROM ((SELECT q FROM t WHERE q IS NOT NULL LIMIT $3) UNION (SELECT q FROM d WHERE q IS NOT NULL LIMIT $3)) u
+                ORDER BY q COLLATE "C" LIMIT $3
+                """);
+            Add(cmd, ns);
+            Add(cmd, after ?? "");
+            Add(cmd, limit + 1);
+            var names = new List<string>(Math.Min(limit + 1, 128));
+            await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false)) names.Add(reader.GetString(0));
+            if (names.Count <= limit) return new QueueListPage(names, null);
+            names.RemoveAt(limit);
+            return new QueueListPage(names, names[^1]);
         }).ConfigureAwait(false);
     }
 

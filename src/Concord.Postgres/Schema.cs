@@ -15,7 +15,7 @@ namespace Concord.Postgres;
 /// <item><c>stream_events</c>: the native event log (<see cref="Concord.Coordination.Streams.IEventLog"/>): every stream
 /// event record by (namespace, revision, index), written in the same transaction as the event's <c>kv</c> row and never
 /// compacted. Created with the events already in <c>kv</c> when an older database is upgraded.</item>
-/// <item><c>queue_tasks</c>, <c>queue_dead</c>, <c>queue_dedup</c>, <c>queue_seq</c>: the native queue (<see cref="PostgresQueueService"/>;
+/// <item><c>queue_tasks</c>, <c>queue_dead</c>, <c>queue_dedup</c>, <c>queue_acked</c> (ack tombstones), <c>queue_seq</c>: the native queue (<see cref="PostgresQueueService"/>;
 /// docs/backends.md explains the layout against table bloat).</item>
 /// </list>
 /// </remarks>
@@ -127,6 +127,15 @@ internal static class Schema
             record json NOT NULL,
             PRIMARY KEY (ns, revision, idx));
         CREATE INDEX IF NOT EXISTS stream_events_stream ON {schema}.stream_events (ns, stream, revision, idx);
+        CREATE TABLE IF NOT EXISTS {schema}.queue_acked (
+            ns text NOT NULL,
+            queue text COLLATE "C" NOT NULL,
+            id text COLLATE "C" NOT NULL,
+            receipt text NOT NULL,
+            revision bigint NOT NULL,
+            expires_at bigint NOT NULL,
+            PRIMARY KEY (ns, queue, id))
+            WITH (autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_cost_delay = 0);
         """;
 
     /// <summary>

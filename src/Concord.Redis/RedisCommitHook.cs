@@ -47,4 +47,8 @@ internal sealed class RedisCommitHook
 }
 
 /// <summary>A <see cref="RedisCommitHook"/>'s guard refused the commit; nothing was written.</summary>
-internal sealed class CommitHookRefusedException(string reason) : Exception(reason);
+internal sealed class CommitHookRefusedException(string reason) : Exception(reason)
+{
+    /// <summary>The store revision the refused commit was evaluated at.</summary>
+    public long Revision { get; init; }
+}

@@ -2,7 +2,7 @@ namespace Concord.Redis;
 
 /// <summary>
 /// The Lua of <see cref="RedisQueueService"/>. Every state change of a queue is one script, so it is atomic; the ack
-/// with effects runs <see cref="AckHook"/> inside <see cref="RedisStore"/>'s commit script.
+/// with effects runs <see cref="QueueHook"/> inside <see cref="RedisStore"/>'s commit script.
 /// </summary>
 /// <remarks>
 /// <para>Key layout under the queue's base <c>B = {prefix}:q:{ns}/{queue}|</c> (a queue name cannot contain '|'):
@@ -12,7 +12,8 @@ namespace Concord.Redis;
 /// task); <c>dead</c> zset (dead-at µs → task); <c>g:{group}</c> list of a group's unfinished tasks, head first (only
 /// the head is ever in a stream); <c>dd:{dedup id}</c> → "until µs|task id" with a PX TTL; <c>ack:{id}</c> → the
 /// receipt of the last native ack (replay of a retried ack); <c>seq</c> receipt counter; <c>n</c> live task count;
-/// <c>log</c> optional journal stream.</para>
+/// <c>log</c> optional journal stream. Per namespace, <c>{prefix}:q:{ns}|queues</c> is a zset (all scores 0, so
+/// ordered by name) of the queues whose <c>n</c> is positive, for listing.</para>
 /// <para>Task hash fields: tid task id, p payload, st state (ready|waiting|leased|dead), a attempts, m max attempts, pr priority,
 /// g group ('' none), dd dedup id, enq enqueued-at µs, vis visible-at µs, sid stream entry id while in a stream,
 /// r receipt, c consumer, dl lease deadline µs, e last error, dead dead-at µs, tp traceparent.</para>
@@ -33,6 +34,21 @@ internal static class RedisQueueScripts
         local function tkey(id) return B .. 't:' .. id end
         local function skey(prio) return B .. 's:' .. prio end
         local function rev() return redis.call('GET', REV) or '0' end
+        local function registry()
+          local slash = string.match(B, '^.*()/')
+          return string.sub(B, 1, slash - 1) .. '|queues', string.sub(B, slash + 1, -2)
+        end
+        local function count_up()
+          redis.call('INCR', B .. 'n')
+          local reg, name = registry()
+          redis.call('ZADD', reg, 0, name)
+        end
+        local function count_down()
+          if redis.call('DECR', B .. 'n') <= 0 then
+            local reg, name = registry()
+            redis.call('ZREM', reg, name)
+          end
+        end
         local function log(e, id, x)
           if JOURNAL > 0 then redis.call('XADD', B .. 'log', 'MAXLEN', '~', JOURNAL, '*', 'e', e, 'id', id, 'x', x or '') end
         end
@@ -124,9 +140,34 @@ internal static class RedisQueueScripts
           unstream(id)
           advance(id, g)
           redis.call('DEL', tkey(id))
-          redis.call('DECR', B .. 'n')
+          count_down()
           if replay_px ~= '' then redis.call('SET', B .. 'ack:' .. id, receipt, 'PX', replay_px) end
           log('ack', id, receipt)
+        end
+        local function dedup_holder(dedup)
+          if dedup == '' then return nil end
+          local cur = redis.call('GET', B .. 'dd:' .. dedup)
+          if not cur then return nil end
+          local sep = string.find(cur, '|', 1, true)
+          local untilus = tonumber(string.sub(cur, 1, sep - 1))
+          if untilus < 0 or untilus > NOWN then return string.sub(cur, sep + 1) end
+          return nil
+        end
+        -- Returns the id of the task the dedup id already names, or nil after enqueueing.
+        local function enqueue(id, payload, maxa, prio, group, dedup, dedup_until, dedup_px, vis, tp)
+          local first = dedup_holder(dedup)
+          if first then return first end
+          if dedup ~= '' then
+            local k = B .. 'dd:' .. dedup
+            if dedup_px == '' then redis.call('SET', k, dedup_until .. '|' .. id) else redis.call('SET', k, dedup_until .. '|' .. id, 'PX', dedup_px) end
+          end
+          redis.call('HSET', tkey(id), 'tid', id, 'p', payload, 'st', 'waiting', 'a', 0, 'm', maxa, 'pr', prio, 'g', group, 'dd', dedup,
+            'enq', NOW, 'vis', vis, 'sid', '', 'tp', tp)
+          count_up()
+          log('enqueue', id, group)
+          if group ~= '' and redis.call('RPUSH', B .. 'g:' .. group, id) > 1 then return nil end
+          make_ready(id)
+          return nil
         end
         """;
 
@@ -135,24 +176,9 @@ internal static class RedisQueueScripts
     /// <summary>A[6] id, A[7] payload, A[8] max attempts, A[9] priority, A[10] group, A[11] dedup id, A[12] dedup until µs (-1 forever), A[13] dedup px (''), A[14] visible-at µs, A[15] traceparent.</summary>
     public static readonly string Enqueue = Script("""
         promote_due()
-        local id, group, dedup = A[6], A[10], A[11]
-        if dedup ~= '' then
-          local k = B .. 'dd:' .. dedup
-          local cur = redis.call('GET', k)
-          if cur then
-            local sep = string.find(cur, '|', 1, true)
-            local untilus = tonumber(string.sub(cur, 1, sep - 1))
-            if untilus < 0 or untilus > NOWN then return finish({0, string.sub(cur, sep + 1), rev()}) end
-          end
-          if A[13] == '' then redis.call('SET', k, A[12] .. '|' .. id) else redis.call('SET', k, A[12] .. '|' .. id, 'PX', A[13]) end
-        end
-        redis.call('HSET', tkey(id), 'tid', id, 'p', A[7], 'st', 'waiting', 'a', 0, 'm', A[8], 'pr', A[9], 'g', group, 'dd', dedup,
-          'enq', NOW, 'vis', A[14], 'sid', '', 'tp', A[15])
-        redis.call('INCR', B .. 'n')
-        log('enqueue', id, group)
-        if group ~= '' and redis.call('RPUSH', B .. 'g:' .. group, id) > 1 then return finish({1, id, rev()}) end
-        make_ready(id)
-        return finish({1, id, rev()})
+        local first = enqueue(A[6], A[7], A[8], A[9], A[10], A[11], A[12], A[13], A[14], A[15])
+        if first then return finish({0, first, rev()}) end
+        return finish({1, A[6], rev()})
         """);
 
     /// <summary>A[6] consumer, A[7] deadline µs, A[8] nonce. Returns {1, task hash, revision} or {0, next delayed µs, next deadline µs}.</summary>
@@ -199,18 +225,54 @@ internal static class RedisQueueScripts
         """);
 
     /// <summary>
-    /// The ack inside the store's commit script (see <see cref="RedisCommitHook"/>): HA[1..5] as <see cref="Library"/>,
-    /// HA[6] id, HA[7] receipt. No replay marker: the store's idempotency record answers a retried ack with effects.
+    /// Queue work inside the store's commit script (see <see cref="RedisCommitHook"/>): an ack with effects, and the
+    /// prepared operations (markers under <see cref="RedisQueueService.MarkerPrefix"/>) a commit carries. HA[2..5] as
+    /// <see cref="Library"/> (HA[1], the base, is set per entry), HA[6] the commit's kv hash, HA[7] its key index, then
+    /// entries: kind, count n, n values. Ack ('a'): base, marker key ('' for AckAsync's own), id, receipt, replay px.
+    /// Enqueue ('e'): base, marker key, id, payload, max attempts, priority, group, dedup id, dedup until µs, dedup px,
+    /// visible-at µs, traceparent. The guard checks every entry before anything is written and refuses with
+    /// "code\nmarker key\nreason" (code stale, dup or exists); the apply step runs each entry and removes its marker row
+    /// from the key space (it stays in the history and the change feed). The store's idempotency record answers a retried
+    /// ack with effects; the replay marker answers a retry without them.
     /// </summary>
-    public static readonly string AckHook = "local A = HA\n" + Library + "\n" + """
+    public static readonly string QueueHook = "local A = HA\n" + Library + "\n" + """
+        local entries = {}
+        do
+          local i = 8
+          while i <= #A do
+            local n = tonumber(A[i + 1])
+            local e = { kind = A[i] }
+            for j = 1, n do e[j] = A[i + 1 + j] end
+            entries[#entries + 1] = e
+            i = i + 2 + n
+          end
+        end
         local function hook_guard()
-          local stale = check(A[6], A[7])
-          if stale then return 'stale:' .. stale end
+          for _, e in ipairs(entries) do
+            B = e[1]
+            if e.kind == 'a' then
+              local stale = check(e[3], e[4])
+              if stale then return 'stale\n' .. e[2] .. '\n' .. stale end
+            else
+              if redis.call('EXISTS', tkey(e[3])) == 1 then return 'exists\n' .. e[2] .. '\n' .. e[3] end
+              local first = dedup_holder(e[8])
+              if first then return 'dup\n' .. e[2] .. '\n' .. first end
+            end
+          end
           return nil
         end
         local function hook_apply()
-          ack(A[6], A[7], '')
-          finish(nil)
+          for _, e in ipairs(entries) do
+            B = e[1]
+            notify = false
+            if e.kind == 'a' then ack(e[3], e[4], e[5])
+            else enqueue(e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10], e[11], e[12]) end
+            if e[2] ~= '' then
+              redis.call('HDEL', A[6], e[2])
+              redis.call('ZREM', A[7], e[2])
+            end
+            finish(nil)
+          end
         end
         """;
 
@@ -272,7 +334,7 @@ internal static class RedisQueueScripts
         if redis.call('HGET', tkey(id), 'st') ~= 'dead' then return 0 end
         redis.call('ZREM', B .. 'dead', id)
         redis.call('DEL', tkey(id))
-        redis.call('DECR', B .. 'n')
+        count_down()
         log('delete', id, '')
         return 1
         """);

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Concord.Coordination;
 using Concord.Coordination.Queues;
 using Concord.Diagnostics;
+using Concord.Engine;
 using Concord.Internal;
 using StackExchange.Redis;
 
@@ -14,9 +15,10 @@ namespace Concord.Redis;
 public sealed class RedisQueueOptions
 {
     /// <summary>
-    /// How long a native ack (one without effects) is remembered so a retry after a lost reply reports
-    /// <see cref="AckResult.Replayed"/> instead of a stale receipt (an ack with effects is remembered by the store's
-    /// idempotency record instead). One small key per ack lives this long. <value>Default: 2 minutes.</value>
+    /// How long an ack is remembered (its receipt, under the task's id) so a retry after a lost reply reports
+    /// <see cref="AckResult.Replayed"/> instead of a stale receipt (a retry of an ack with effects is answered by the
+    /// store's idempotency record; the marker also answers a retry without them). One small key per ack lives this long.
+    /// <value>Default: 2 minutes.</value>
     /// </summary>
     public TimeSpan AckReplayWindow { get; set; } = TimeSpan.FromMinutes(2);
 
@@ -62,7 +64,8 @@ public sealed class RedisQueueOptions
 /// <b>Ack with effects.</b> <see cref="AckAsync"/> with effects commits them through <see cref="RedisStore"/> (versions,
 /// idempotency, revisions, watch) and acks the task in the same Lua execution (a <see cref="RedisCommitHook"/> that checks
 /// the receipt before anything is written): both or neither. <see cref="PrepareAckAsync"/> and
-/// <see cref="PrepareEnqueueAsync"/> are refused: a native queue change cannot ride in a plain <see cref="TxnRequest"/>.
+/// <see cref="PrepareEnqueueAsync"/> return marker operations (<see cref="MarkerPrefix"/>) that a <see cref="RedisStore"/>
+/// transaction turns into the ack or enqueue in its own commit script, the same way: both or neither.
 /// </para>
 /// <para>
 /// <b>Waiting.</b> StackExchange.Redis does not run blocking commands (<c>XREADGROUP BLOCK</c>) on its multiplexer, so a
@@ -119,8 +122,7 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
 
     private string Base(string ns, string queue)
     {
-        KeyRules.ValidateNamespace(ns);
-        SysKeys.ValidateName(queue, "Queue");
+        QueueRules.ValidateQueue(ns, queue);
         return $"{_prefix}:q:{ns}/{queue}|";
     }
 
@@ -176,39 +178,16 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
     public async ValueTask<EnqueueResult> EnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var @base = Base(ns, queue);
         options ??= new EnqueueOptions();
         using var activity = ConcordTelemetry.ActivitySource.StartActivity("concord.queue.enqueue", ActivityKind.Producer);
-        if (payload.ValueKind == JsonValueKind.Undefined) throw new InvalidRequestException("The task payload is missing");
-        if (options.Delay < TimeSpan.Zero || options.Delay > TimeSpan.FromDays(366)) throw new InvalidRequestException("Enqueue delay must be between 0 and 366 days");
-        var maxAttempts = options.MaxAttempts ?? _options.DefaultMaxAttempts;
-        if (maxAttempts is < 1 or > 10_000) throw new InvalidRequestException("MaxAttempts must be between 1 and 10000");
-        if (options.DedupId is not null) _ = SysKeys.Segment(options.DedupId, "Dedup id");
-        if (options.Group is not null) _ = SysKeys.Segment(options.Group, "Group key");
-        if (_options.MaxTasks is { } max)
+        var spec = NewTask(ns, queue, payload, options);
+        if (await CountIfFullAsync(spec.Base) is { } full)
         {
-            // The queue's unfinished tasks (dead letters included), kept by the scripts; checked before the enqueue, so
-            // concurrent producers can overshoot by their number.
-            var counts = await RunAsync(CountScript, [@base + "n", _store.RevisionKey]).ConfigureAwait(false);
-            if ((long)counts[0] >= max)
-            {
-                activity?.SetTag("concord.queue.full", true);
-                return new EnqueueResult(EnqueueStatus.QueueFull, "", (long)counts[1]);
-            }
+            activity?.SetTag("concord.queue.full", true);
+            return new EnqueueResult(EnqueueStatus.QueueFull, "", full.Revision);
         }
-        var now = Now();
-        var id = Guid.CreateVersion7(now).ToString("N");
-        var args = Args(@base, now);
-        args.Add(id);
-        args.Add(payload.GetRawText());
-        args.Add(maxAttempts);
-        args.Add(options.Priority);
-        args.Add(options.Group ?? "");
-        args.Add(options.DedupId ?? "");
-        args.Add(_options.DedupWindow is { } w ? Str(ToMicros(now + w)) : "-1");
-        args.Add(_options.DedupWindow is { } window ? Str((long)Math.Ceiling(window.TotalMilliseconds)) : "");
-        args.Add(Str(ToMicros(now + options.Delay)));
-        args.Add(ConcordTelemetry.CurrentTraceParent() ?? "");
+        var args = Args(spec.Base, FromMicros(spec.NowMicros));
+        args.AddRange(spec.Values());
         var r = await RunAsync(RedisQueueScripts.Enqueue, args).ConfigureAwait(false);
         var taskId = (string)r[1]!;
         var revision = (long)r[2];
@@ -222,12 +201,59 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
     }
 
     /// <summary>
-    /// Refused: a native Redis enqueue is a Lua script over the queue's own keys, not an operation a
-    /// <see cref="TxnRequest"/> can carry, and writing a store record instead would not enqueue anything atomically.
+    /// The queue's unfinished tasks (dead letters included) and the store revision when they reach
+    /// <see cref="QueueServiceOptions.MaxTasks"/>; null otherwise. Kept by the scripts; checked before the enqueue, so
+    /// concurrent producers can overshoot by their number.
     /// </summary>
-    /// <exception cref="InvalidRequestException">Always.</exception>
-    public ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default) =>
-        throw new InvalidRequestException("PrepareEnqueue is not supported by the native Redis queue (RedisQueueService): its tasks live in Redis streams, not in store records a transaction can write. Enqueue after the transaction commits (with a dedup id to make it idempotent), or use StoreQueueService on this store for transactional enqueues");
+    private async Task<(long Tasks, long Revision)?> CountIfFullAsync(string @base)
+    {
+        if (_options.MaxTasks is not { } max) return null;
+        var counts = await RunAsync(CountScript, [@base + "n", _store.RevisionKey]).ConfigureAwait(false);
+        return (long)counts[0] >= max ? ((long)counts[0], (long)counts[1]) : null;
+    }
+
+    /// <summary>Validates an enqueue and computes the task (id, times, dedup window) with this service's clock and settings.</summary>
+    private EnqueueSpec NewTask(string ns, string queue, JsonElement payload, EnqueueOptions options)
+    {
+        var @base = Base(ns, queue);
+        var maxAttempts = QueueRules.ValidateEnqueue(payload, options, _options);
+        var now = Now();
+        return new EnqueueSpec
+        {
+            Ns = ns,
+            Queue = queue,
+            Base = @base,
+            NowMicros = ToMicros(now),
+            Id = Guid.CreateVersion7(now).ToString("N"),
+            Payload = payload.GetRawText(),
+            MaxAttempts = maxAttempts,
+            Priority = options.Priority,
+            Group = options.Group ?? "",
+            DedupId = options.DedupId ?? "",
+            DedupUntil = _options.DedupWindow is { } w ? Str(ToMicros(now + w)) : "-1",
+            DedupPx = _options.DedupWindow is { } window ? Str((long)Math.Ceiling(window.TotalMilliseconds)) : "",
+            VisibleAt = Str(ToMicros(now + options.Delay)),
+            TraceParent = ConcordTelemetry.CurrentTraceParent() ?? "",
+        };
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The single operation returned puts a marker under <see cref="MarkerPrefix"/> (<c>…/{queue}/e/{task id}</c>). When a
+    /// <see cref="RedisStore"/> transaction commits it, the store's commit script enqueues the task in the same Lua
+    /// execution (a <see cref="RedisCommitHook"/>) and removes the marker from the key space (it stays in the change feed).
+    /// A dedup id already used within the window, or the same prepared enqueue committed twice, refuses the whole
+    /// transaction on that operation (<see cref="ConflictKind.AlreadyExists"/>). The task's times were computed now, with
+    /// this service's clock and dedup window.
+    /// </remarks>
+    public async ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var spec = NewTask(ns, queue, payload, options ?? new EnqueueOptions());
+        if (await CountIfFullAsync(spec.Base) is { } full) throw new QueueFullException(queue, full.Tasks, _options.MaxTasks!.Value);
+        var op = TxnOp.Put($"{MarkerPrefix}{queue}/e/{spec.Id}", JsonSerializer.SerializeToElement(spec, JsonDefaults.Web), Expect.Absent);
+        return new PreparedEnqueue(spec.Id, [op]);
+    }
 
     // ---------------------------------------------------------------- lease
 
@@ -235,9 +261,7 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
     public async ValueTask<LeaseResult> LeaseAsync(string ns, string queue, string consumer, TimeSpan visibilityTimeout, TimeSpan wait = default, CancellationToken cancellationToken = default)
     {
         var @base = Base(ns, queue);
-        ArgumentException.ThrowIfNullOrWhiteSpace(consumer);
-        ValidateVisibility(visibilityTimeout);
-        if (wait < TimeSpan.Zero || wait > TimeSpan.FromHours(1)) throw new InvalidRequestException("Lease wait must be between 0 and 1 hour");
+        QueueRules.ValidateLease(consumer, visibilityTimeout, wait);
         var started = Now();
         var waitUntil = started + wait;
         while (true)
@@ -271,11 +295,6 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
             var wakeAt = nextWake is { } n && n < waitUntil ? n : waitUntil;
             await WaitAsync(signal!, wakeAt - now, cancellationToken).ConfigureAwait(false);
         }
-    }
-
-    private static void ValidateVisibility(TimeSpan visibility)
-    {
-        if (visibility <= TimeSpan.Zero || visibility > TimeSpan.FromHours(12)) throw new InvalidRequestException("Visibility timeout must be between 0 and 12 hours");
     }
 
     private static Dictionary<string, string> Fields(RedisResult[] flat)
@@ -393,10 +412,10 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
         var args = Args(@base, now);
         args.Add(lease.TaskId);
         args.Add(lease.Receipt);
+        args.Add(Str((long)Math.Ceiling(_redis.AckReplayWindow.TotalMilliseconds)));
         if (effects is null || !effects.Any(o => o.Kind != TxnOpKind.Get))
         {
             // Nothing to write in the store: the ack is one queue script.
-            args.Add(Str((long)Math.Ceiling(_redis.AckReplayWindow.TotalMilliseconds)));
             var r = await RunAsync(RedisQueueScripts.Ack, args).ConfigureAwait(false);
             switch ((long)r[0])
             {
@@ -412,7 +431,7 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
 
         // Effects: the store commits them and, in the same script, the hook checks the receipt first and acks after.
         var idempotency = $"concord:queue-ack:{lease.Queue}/{lease.TaskId}/{lease.Receipt}";
-        var hook = new RedisCommitHook { Lua = RedisQueueScripts.AckHook, Args = args };
+        var hook = new RedisCommitHook { Lua = RedisQueueScripts.QueueHook, Args = [_redis.JournalLength, "a", 5, @base, "", lease.TaskId, lease.Receipt, args[^1]] };
         TxnResult result;
         try
         {
@@ -421,7 +440,8 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
         }
         catch (CommitHookRefusedException e)
         {
-            return new AckResult(AckStatus.StaleReceipt, 0, null, -1, StaleMessage(lease, e.Message["stale:".Length..]));
+            // Only the ack's own entry throws (a refused marker among the effects is reported as that operation's failure).
+            return new AckResult(AckStatus.StaleReceipt, 0, null, -1, StaleMessage(lease, ParseRefusal(e.Message).Reason));
         }
         if (result.IsApplied)
         {
@@ -445,21 +465,176 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
         return (string?)t[0] == "leased" ? $"leased by '{t[2]}' (attempt {t[3]})" : (string)t[0]!;
     }
 
+    /// <inheritdoc />
+    /// <remarks>
+    /// The single operation returned puts a marker under <see cref="MarkerPrefix"/> (<c>…/{queue}/a/{task id}</c>). When a
+    /// <see cref="RedisStore"/> transaction commits it, the store's commit script checks the receipt before writing
+    /// anything and acks the task after the transaction's writes, in the same Lua execution; a receipt no longer current
+    /// refuses the whole transaction on that operation (<see cref="ConflictKind.NotFound"/>): prepare again.
+    /// </remarks>
+    public async ValueTask<PreparedQueueOps> PrepareAckAsync(QueueLease lease, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        cancellationToken.ThrowIfCancellationRequested();
+        var @base = Base(lease.Namespace, lease.Queue);
+        if (await StaleAsync(@base, lease).ConfigureAwait(false) is { } stale) return new PreparedQueueOps([], true, StaleMessage(lease, stale));
+        var spec = new AckSpec { Ns = lease.Namespace, Queue = lease.Queue, Id = lease.TaskId, Receipt = lease.Receipt, ReplayPx = Str((long)Math.Ceiling(_redis.AckReplayWindow.TotalMilliseconds)) };
+        return new PreparedQueueOps([TxnOp.Put($"{MarkerPrefix}{lease.Queue}/a/{lease.TaskId}", JsonSerializer.SerializeToElement(spec, JsonDefaults.Web), Expect.Absent)], false, null);
+    }
+
+    // ---------------------------------------------------------------- prepared operations in store commits
+
+    /// <summary>Key prefix of the marker operations that <see cref="PrepareEnqueueAsync"/> and <see cref="PrepareAckAsync"/> return.</summary>
+    public const string MarkerPrefix = "_sys/redisqueue/";
+
+    /// <summary>True when <paramref name="request"/> puts a marker: the store then commits it alone, with the queue hook.</summary>
+    internal static bool HasMarkers(TxnRequest request)
+    {
+        foreach (var op in request.Then) if (op.Kind == TxnOpKind.Put && op.Key.StartsWith(MarkerPrefix, StringComparison.Ordinal)) return true;
+        foreach (var op in request.Else) if (op.Kind == TxnOpKind.Put && op.Key.StartsWith(MarkerPrefix, StringComparison.Ordinal)) return true;
+        return false;
+    }
+
+    /// <summary>The hook a request with markers (and no hook of its own) is submitted with; completed at commit time.</summary>
+    internal static readonly RedisCommitHook MarkersOnly = new() { Lua = RedisQueueScripts.QueueHook, Args = [0] };
+
     /// <summary>
-    /// Refused: the ack is a change of the queue's Redis structures, which a plain <see cref="TxnRequest"/> cannot
-    /// carry; acking separately after the caller's commit would not be atomic. Use <see cref="AckAsync"/> with the
-    /// transaction's operations as effects (same atomicity, one Lua execution).
+    /// The hook to run with <paramref name="commit"/>: the entries of <paramref name="attached"/> (an ack with effects) plus
+    /// one per marker the commit puts, behind the header the queue Lua expects. Null when there is nothing to run (a
+    /// hook that is not a queue hook is returned as is). Throws <see cref="CommitHookRefusedException"/> for a marker
+    /// that does not belong to the commit's namespace or is not a prepared operation.
     /// </summary>
-    /// <exception cref="InvalidRequestException">Always.</exception>
-    public ValueTask<PreparedQueueOps> PrepareAckAsync(QueueLease lease, CancellationToken cancellationToken = default) =>
-        throw new InvalidRequestException("PrepareAck is not supported by the native Redis queue (RedisQueueService): the ack changes Redis streams that a store transaction cannot carry. Pass the transaction's operations to AckAsync(lease, effects): the effects and the ack commit in one atomic Lua execution");
+    internal static RedisCommitHook? CompleteHook(RedisCommitHook? attached, CommitEntry commit, string prefix, string revisionKey, string kvKey, string indexKey)
+    {
+        if (attached is null || !ReferenceEquals(attached.Lua, RedisQueueScripts.QueueHook)) return attached;
+        var entries = attached.Args.Skip(1).ToList();
+        foreach (var change in commit.Changes)
+        {
+            var key = change.Key;
+            if (change.Kind != ChangeKind.Put || !key.StartsWith(MarkerPrefix, StringComparison.Ordinal)) continue;
+            var (queue, kind) = ParseMarker(key);
+            if (kind == "e")
+            {
+                var spec = Deserialize<EnqueueSpec>(change);
+                if (spec.Ns != commit.Namespace || spec.Queue != queue)
+                    throw new CommitHookRefusedException($"foreign\n{key}\ntask prepared for queue '{spec.Queue}' of namespace '{spec.Ns}' cannot be enqueued by a transaction of '{commit.Namespace}' under this key");
+                entries.AddRange(["e", 12, $"{prefix}:q:{commit.Namespace}/{queue}|", key, .. spec.Values()]);
+            }
+            else
+            {
+                var spec = Deserialize<AckSpec>(change);
+                if (spec.Ns != commit.Namespace || spec.Queue != queue)
+                    throw new CommitHookRefusedException($"foreign\n{key}\nack prepared for queue '{spec.Queue}' of namespace '{spec.Ns}' cannot commit in a transaction of '{commit.Namespace}'");
+                entries.AddRange(["a", 5, $"{prefix}:q:{commit.Namespace}/{queue}|", key, spec.Id, spec.Receipt, spec.ReplayPx]);
+            }
+        }
+        if (entries.Count == 0) return null;
+        List<RedisValue> args = ["", Str(ToMicros(commit.Time)), attached.Args[0], prefix + ":q:work", revisionKey, kvKey, indexKey];
+        args.AddRange(entries);
+        return new RedisCommitHook { Lua = RedisQueueScripts.QueueHook, Args = args };
+    }
+
+    /// <summary>
+    /// The not-applied result for a refusal of a marker in <paramref name="request"/>, blaming that operation; null when the
+    /// refusal is not about a marker (the ack's own entry, which <see cref="AckAsync"/> reports as a stale receipt).
+    /// </summary>
+    internal static TxnResult? RefusedResult(CommitHookRefusedException refused, TxnRequest request)
+    {
+        var (code, key, reason) = ParseRefusal(refused.Message);
+        if (key.Length == 0) return null;
+        var (queue, kind) = ParseMarker(key);
+        var succeeded = request.Then.Any(o => o.Key == key);
+        var ops = succeeded ? request.Then : request.Else;
+        var index = -1;
+        for (var i = 0; i < ops.Count; i++)
+        {
+            if (ops[i].Key != key) continue;
+            index = i;
+            break;
+        }
+        var id = key[(key.LastIndexOf('/') + 1)..];
+        var dedupId = kind == "e" && index >= 0 && ops[index].Value is { ValueKind: JsonValueKind.Object } v && v.TryGetProperty("dedupId", out var d) ? d.GetString() : null;
+        var (conflict, message) = code switch
+        {
+            "stale" => (ConflictKind.NotFound, $"receipt for task '{id}' of queue '{queue}' is stale: the lease ended (the task is now {reason}); prepare the ack again"),
+            "dup" => (ConflictKind.AlreadyExists, $"dedup id '{dedupId}' of queue '{queue}' was already used by task '{reason}' within the dedup window"),
+            "exists" => (ConflictKind.AlreadyExists, $"task '{id}' of queue '{queue}' is already enqueued (the prepared enqueue was committed twice)"),
+            _ => (ConflictKind.NotFound, reason),
+        };
+        return new TxnResult(succeeded, [], refused.Revision, new WriteResult(key, conflict, null, refused.Revision, message: message), failedOpIndex: index);
+    }
+
+    private static (string Code, string Key, string Reason) ParseRefusal(string text)
+    {
+        var parts = text.Split('\n', 3);
+        return parts.Length == 3 ? (parts[0], parts[1], parts[2]) : ("", "", text);
+    }
+
+    /// <summary>Queue and kind ("e" or "a") of a marker key <c>{MarkerPrefix}{queue}/{kind}/{id}</c>.</summary>
+    private static (string Queue, string Kind) ParseMarker(string key)
+    {
+        var rest = key.AsSpan(MarkerPrefix.Length);
+        var parts = rest.ToString().Split('/');
+        if (parts.Length != 3 || parts[1] is not ("e" or "a"))
+            throw new InvalidRequestException($"'{key}' is not a queue operation; keys under {MarkerPrefix} are reserved for the native Redis queue");
+        SysKeys.ValidateName(parts[0], "Queue");
+        return (parts[0], parts[1]);
+    }
+
+    private static T Deserialize<T>(ChangeEvent change)
+    {
+        try
+        {
+            return change.Record.Value.Deserialize<T>(JsonDefaults.Web) ?? throw new JsonException("null");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidRequestException($"'{change.Key}' is not a prepared queue operation ({e.Message}); keys under {MarkerPrefix} are reserved for the native Redis queue");
+        }
+    }
+
+    /// <summary>A task to enqueue: what an enqueue computes up front, and the value of a prepared-enqueue marker.</summary>
+    internal sealed class EnqueueSpec
+    {
+        public string Ns { get; set; } = "";
+        public string Queue { get; set; } = "";
+        public string Id { get; set; } = "";
+        public string Payload { get; set; } = "null";
+        public int MaxAttempts { get; set; }
+        public int Priority { get; set; }
+        public string Group { get; set; } = "";
+        public string DedupId { get; set; } = "";
+        public string DedupUntil { get; set; } = "-1";
+        public string DedupPx { get; set; } = "";
+        public string VisibleAt { get; set; } = "0";
+        public string TraceParent { get; set; } = "";
+
+        [System.Text.Json.Serialization.JsonIgnore]
+        public string Base { get; set; } = "";
+
+        [System.Text.Json.Serialization.JsonIgnore]
+        public long NowMicros { get; set; }
+
+        /// <summary>The enqueue's arguments in the order of the Lua <c>enqueue</c> function.</summary>
+        public RedisValue[] Values() => [Id, Payload, MaxAttempts, Priority, Group, DedupId, DedupUntil, DedupPx, VisibleAt, TraceParent];
+    }
+
+    /// <summary>The value of a prepared-ack marker.</summary>
+    internal sealed class AckSpec
+    {
+        public string Ns { get; set; } = "";
+        public string Queue { get; set; } = "";
+        public string Id { get; set; } = "";
+        public string Receipt { get; set; } = "";
+        public string ReplayPx { get; set; } = "";
+    }
 
     /// <inheritdoc />
     public async ValueTask<NackResult> NackAsync(QueueLease lease, string? reason = null, TimeSpan delay = default, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(lease);
         cancellationToken.ThrowIfCancellationRequested();
-        if (delay < TimeSpan.Zero || delay > TimeSpan.FromDays(366)) throw new InvalidRequestException("Nack delay must be between 0 and 366 days");
+        QueueRules.ValidateNackDelay(delay);
         var now = Now();
         var args = Args(Base(lease.Namespace, lease.Queue), now);
         args.Add(lease.TaskId);
@@ -478,7 +653,7 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(lease);
         cancellationToken.ThrowIfCancellationRequested();
-        ValidateVisibility(visibilityTimeout);
+        QueueRules.ValidateVisibility(visibilityTimeout);
         var now = Now();
         var deadline = now + visibilityTimeout;
         var args = Args(Base(lease.Namespace, lease.Queue), now);
@@ -535,7 +710,7 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
     public async ValueTask<IReadOnlyList<QueueTask>> ListDeadLettersAsync(string ns, string queue, int limit = 100, CancellationToken cancellationToken = default)
     {
         var @base = Base(ns, queue);
-        if (limit is < 1 or > 10_000) throw new InvalidRequestException("Limit must be between 1 and 10000");
+        QueueRules.ValidateDeadLetterLimit(limit);
         cancellationToken.ThrowIfCancellationRequested();
         var args = Args(@base, Now());
         args.Add(limit);
@@ -569,6 +744,35 @@ public sealed class RedisQueueService : IQueueService, IAsyncDisposable
         cancellationToken.ThrowIfCancellationRequested();
         var r = await RunAsync(RedisQueueScripts.Stats, Args(Base(ns, queue), Now())).ConfigureAwait(false);
         return new QueueStats((int)(long)r[0], (int)(long)r[1], (int)(long)r[2], (int)(long)r[3], (int)(long)r[4]);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// One <c>ZRANGEBYLEX</c> over the namespace's queue index (<c>{prefix}:q:{ns}|queues</c>), which the scripts keep in
+    /// step with each queue's task count: O(log queues + limit).
+    /// </remarks>
+    public async ValueTask<QueueListPage> ListQueuesAsync(string ns, string? after = null, int limit = 100, CancellationToken cancellationToken = default)
+    {
+        QueueRules.ValidateListQueues(ns, after, limit);
+        cancellationToken.ThrowIfCancellationRequested();
+        RedisValue[] values;
+        try
+        {
+            values = await _db.SortedSetRangeByValueAsync($"{_prefix}:q:{ns}|queues", after is null ? default : (RedisValue)after, default,
+                after is null ? Exclude.None : Exclude.Start, Order.Ascending, 0, limit + 1).ConfigureAwait(false);
+        }
+        catch (RedisException e)
+        {
+            throw new StoreUnavailableException($"Redis is unavailable: {e.Message}", e, isTransient: true);
+        }
+        catch (TimeoutException e)
+        {
+            throw new StoreUnavailableException($"Redis timed out: {e.Message}", e, isTransient: true);
+        }
+        var names = values.Select(v => (string)v!).ToList();
+        if (names.Count <= limit) return new QueueListPage(names, null);
+        names.RemoveAt(limit);
+        return new QueueListPage(names, names[^1]);
     }
 
     /// <summary>The journal of a queue (see <see cref="RedisQueueOptions.JournalLength"/>): (event, task id, detail) in commit order.</summary>

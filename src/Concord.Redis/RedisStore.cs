@@ -315,6 +315,8 @@ public sealed partial class RedisStore : IConcordStore
     private async ValueTask<TxnResult> ExecuteAsync(string ns, TxnRequest request, WriteOptions options, CancellationToken cancellationToken, RedisCommitHook? hook = null)
     {
         var pending = PendingCommit.Create(ns, request, options, _semantics.MaxValueBytes, hook, cancellationToken);
+        // Prepared queue operations (RedisQueueService markers) commit with the queue's hook, so the request goes alone.
+        if (hook is null && RedisQueueService.HasMarkers(request)) pending = pending with { Attachment = RedisQueueService.MarkersOnly };
         _commits.Submit(pending, CommitLoopAsync, _stop.Token);
         // Cancelling the wait does not withdraw a request the loop already took: its outcome is then unknown.
         return await pending.Done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -478,6 +480,11 @@ public sealed partial class RedisStore : IConcordStore
             var gaveUp = new StoreUnavailableException($"Gave up after {_options.MaxAttempts} attempts: other writers kept committing first", null, isTransient: true);
             foreach (var p in batch) p.Done.TrySetException(gaveUp);
         }
+        catch (CommitHookRefusedException refused) when (batch.Count == 1 && RedisQueueService.RefusedResult(refused, batch[0].Request) is { } result)
+        {
+            // A prepared queue operation was refused (stale receipt, dedup id taken): nothing was written.
+            batch[0].Done.TrySetResult(result);
+        }
         catch (Exception e)
         {
             // A failure of the read applied nothing; one of the commit script leaves the outcome unknown. Either way the
@@ -582,7 +589,9 @@ public sealed partial class RedisStore : IConcordStore
     }
 
     /// <summary>The hook runs only with a commit (never for a replay or a conflict), and only a batch of one carries it.</summary>
-    private static RedisCommitHook? HookOf(List<PendingCommit> batch, List<CommitEntry> commits) => commits.Count > 0 && batch.Count == 1 ? batch[0].Attachment : null;
+    private RedisCommitHook? HookOf(List<PendingCommit> batch, List<CommitEntry> commits) => commits.Count > 0 && batch.Count == 1
+        ? RedisQueueService.CompleteHook(batch[0].Attachment, commits[0], _p, (string)RevKey!, (string)KvKey(commits[0].Namespace)!, (string)IndexKey(commits[0].Namespace)!)
+        : null;
 
     /// <summary>Evaluates the batch in queue order, each request seeing the commits before it; returns the outcomes and the commits.</summary>
     private object[] Evaluate(List<PendingCommit> batch, Dictionary<string, BatchView> views, long last, long lastTicks, out List<CommitEntry> commits)
@@ -663,7 +672,9 @@ public sealed partial class RedisStore : IConcordStore
         if (commits.Count == 0) return;
         foreach (var commit in commits)
         {
-            foreach (var change in commit.Changes) CacheRow(commit.Namespace, change.Record.Key, change.Record);
+            // The queue hook removed the committed markers from the key space in the same script.
+            foreach (var change in commit.Changes)
+                CacheRow(commit.Namespace, change.Record.Key, change.Key.StartsWith(RedisQueueService.MarkerPrefix, StringComparison.Ordinal) ? null : change.Record);
         }
         _cacheRevision = commits[^1].Revision;
         _cacheTicks = commits[^1].Time.UtcTicks;
@@ -724,7 +735,7 @@ public sealed partial class RedisStore : IConcordStore
           for i = 0, n - 1 do
             local kv, idx, hist, key, rec, deleted, exp = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4], ARGV[a+5], ARGV[a+6]
             recs[i + 1] = a
-            -- kv fields are never removed (deletes are tombstones), so a key is in the index exactly when HSET found it.
+            -- kv fields are never removed (deletes are tombstones; the queue hook drops a committed marker's field and index entry together), so a key is in the index exactly when HSET found it.
             if redis.call('HSET', kv, key, rec) == 1 then redis.call('ZADD', idx, 0, key) end
             redis.call('ZADD', hist, newrev + i / 100000, rec)
             if horizon > 1 then
@@ -804,7 +815,7 @@ public sealed partial class RedisStore : IConcordStore
             args.AddRange(hook.Args);
             args.Add(hook.Args.Count);
             var hooked = await Translate(() => _db.ScriptEvaluateAsync(hook.Compose(CommitScript), [RevKey, TicksKey, StreamKey, ExpiryKey, .. hook.Keys], [.. args])).ConfigureAwait(false);
-            if (hooked.Resp2Type == ResultType.BulkString) throw new CommitHookRefusedException((string)hooked!);
+            if (hooked.Resp2Type == ResultType.BulkString) throw new CommitHookRefusedException((string)hooked!) { Revision = expected };
             return (long)hooked == 1;
         }
         var ok = await Translate(() => _db.ScriptEvaluateAsync(CommitScript, [RevKey, TicksKey, StreamKey, ExpiryKey], [.. args])).ConfigureAwait(false);

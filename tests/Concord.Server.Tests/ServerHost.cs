@@ -27,7 +27,8 @@ internal sealed class ServerHost : IAsyncDisposable
     public IConcordStore Store { get; }
     public HttpClient Client { get; }
 
-    public static async Task<ServerHost> StartAsync(Action<ConcordServerOptions>? configure = null, IConcordStore? store = null, ConcordEngineOptions? engine = null)
+    public static async Task<ServerHost> StartAsync(Action<ConcordServerOptions>? configure = null, IConcordStore? store = null, ConcordEngineOptions? engine = null,
+        Action<WebApplicationBuilder>? build = null)
     {
         store ??= ConcordEngine.CreateInMemory(engine ?? new ConcordEngineOptions { StrictMode = true });
         var app = await ConcordServer.CreateAsync([], o =>
@@ -38,6 +39,7 @@ internal sealed class ServerHost : IAsyncDisposable
         {
             b.WebHost.UseTestServer();
             b.Logging.ClearProviders();
+            build?.Invoke(b);
         }, TestContext.Current.CancellationToken);
         await app.StartAsync(TestContext.Current.CancellationToken);
         return new ServerHost(app, store);

@@ -27,6 +27,9 @@ internal sealed class NotifyingQueueService(IQueueService inner, AgentRuntime ru
     public ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default) =>
         inner.PrepareEnqueueAsync(ns, queue, payload, options, cancellationToken);
 
+    public ValueTask<QueueListPage> ListQueuesAsync(string ns, string? after = null, int limit = 100, CancellationToken cancellationToken = default) =>
+        inner.ListQueuesAsync(ns, after, limit, cancellationToken);
+
     public ValueTask<LeaseResult> LeaseAsync(string ns, string queue, string consumer, TimeSpan visibilityTimeout, TimeSpan wait = default, CancellationToken cancellationToken = default) =>
         inner.LeaseAsync(ns, queue, consumer, visibilityTimeout, wait, cancellationToken);
 

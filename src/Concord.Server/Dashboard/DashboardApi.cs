@@ -25,6 +25,7 @@ internal static class DashboardApi
     private const int MaxCoordinationItems = 100;
     private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
     private static readonly TimeSpan CoordinationDebounce = TimeSpan.FromMilliseconds(300);
+    private static readonly TimeSpan NativeQueuePoll = TimeSpan.FromSeconds(2);
 
     internal sealed record KeyRow(string Key, long Version, long Revision, string? Writer, DateTimeOffset CommittedAt, DateTimeOffset? ExpiresAt,
         int Size, string Preview, bool Concurrent, bool Siblings);
@@ -183,21 +184,13 @@ internal static class DashboardApi
         return Json(await locks.ListAsync(ns, ct));
     }
 
-    private static async Task<IResult> QueuesAsync(HttpContext http, string ns, Auth auth, OperationJournal journal, IQueueService queues, CancellationToken ct)
+    private static async Task<IResult> QueuesAsync(HttpContext http, string ns, Auth auth, IQueueService queues, CancellationToken ct)
     {
         if (AuthorizeNamespace(http, auth, ns) is { } denied) return denied;
         var rows = new List<QueueRow>();
-        foreach (var name in await DistinctSegmentsAsync(journal.Inner, ns, StoreQueueService.KeyPrefix, ct))
+        foreach (var name in (await queues.ListQueuesAsync(ns, null, MaxCoordinationItems, ct)).Queues)
         {
-            QueueStats stats;
-            try
-            {
-                stats = await queues.GetStatsAsync(ns, name, ct);
-            }
-            catch (InvalidRequestException)
-            {
-                continue; // not a queue the service could have made
-            }
+            var stats = await queues.GetStatsAsync(ns, name, ct);
             var dead = stats.Dead > 0 ? await queues.ListDeadLettersAsync(ns, name, 5, ct) : [];
             rows.Add(new QueueRow(name, stats.Ready + stats.Delayed + stats.Waiting, stats.Ready, stats.Delayed, stats.Waiting, stats.Leased, stats.Dead,
                 [.. dead.Select(d => new DeadLetterRow(d.Id, d.Attempts, d.LastError, d.DeadAt))]));
@@ -221,25 +214,6 @@ internal static class DashboardApi
         return Json(new { streams, checkpoints, more = heads.NextAfter is not null });
     }
 
-    /// <summary>The distinct first segments under <paramref name="prefix"/> (queue names), one short list call each.</summary>
-    private static async Task<List<string>> DistinctSegmentsAsync(IConcordStore store, string ns, string prefix, CancellationToken ct)
-    {
-        var names = new List<string>();
-        string? after = null;
-        while (names.Count < MaxCoordinationItems)
-        {
-            var page = await store.ListAsync(ns, new ListRequest { Prefix = prefix, After = after, Limit = 1 }, ct);
-            if (page.Records.Count == 0) break;
-            var rest = page.Records[0].Key[prefix.Length..];
-            var slash = rest.IndexOf('/', StringComparison.Ordinal);
-            var name = slash < 0 ? rest : rest[..slash];
-            names.Add(name);
-            // '0' follows '/': every key of this queue sorts before prefix + name + "0".
-            after = prefix + name + "0";
-        }
-        return names;
-    }
-
     private static IResult History(HttpContext http, string ns, Auth auth, OperationJournal journal)
     {
         if (AuthorizeNamespace(http, auth, ns) is { } denied) return denied;
@@ -254,7 +228,7 @@ internal static class DashboardApi
     /// <c>reset</c> (the viewer fell behind: reload the snapshots and reconnect). Resumes after <c>Last-Event-ID</c>
     /// or <c>?after=SEQ</c>.
     /// </summary>
-    private static async Task EventsAsync(HttpContext http, Auth auth, OperationJournal journal, TimeProvider time, IHostApplicationLifetime lifetime, CancellationToken ct)
+    private static async Task EventsAsync(HttpContext http, Auth auth, OperationJournal journal, IQueueService queues, TimeProvider time, IHostApplicationLifetime lifetime, CancellationToken ct)
     {
         if (Authorize(http, auth, out var allowed) is { } denied)
         {
@@ -297,7 +271,8 @@ internal static class DashboardApi
             }
             await body.FlushAsync(token);
 
-            using var coordination = coord is null ? null : new CoordinationWatch(journal.Inner, coord, token);
+            // A native queue (PostgreSQL, Redis) keeps its tasks outside the key space the watch sees: poll its queues instead.
+            using var coordination = coord is null ? null : new CoordinationWatch(journal.Inner, coord, queues is StoreQueueService ? null : queues, time, token);
             var reader = subscriber.Reader;
             while (!token.IsCancellationRequested)
             {
@@ -344,16 +319,21 @@ internal static class DashboardApi
     private static async Task WriteAsync(Stream body, string text, CancellationToken ct) =>
         await body.WriteAsync(Encoding.UTF8.GetBytes(text), ct);
 
-    /// <summary>Watches a namespace's reserved keys (locks, queues, streams) and remembers whether anything changed.</summary>
+    /// <summary>
+    /// Watches a namespace's reserved keys (locks, queues, streams) and remembers whether anything changed. With a native
+    /// queue service, whose tasks are not records, it also polls the namespace's queues (names and task counts, at most
+    /// <see cref="MaxCoordinationItems"/> queues) every <see cref="NativeQueuePoll"/> and reports a difference as a change.
+    /// </summary>
     private sealed class CoordinationWatch : IDisposable
     {
         private readonly CancellationTokenSource _stop;
         private int _changed;
 
-        public CoordinationWatch(IConcordStore store, string ns, CancellationToken token)
+        public CoordinationWatch(IConcordStore store, string ns, IQueueService? nativeQueues, TimeProvider time, CancellationToken token)
         {
             _stop = CancellationTokenSource.CreateLinkedTokenSource(token);
             _ = RunAsync(store, ns, _stop.Token);
+            if (nativeQueues is not null) _ = PollQueuesAsync(nativeQueues, ns, time, _stop.Token);
         }
 
         public bool TakeChanged() => Interlocked.Exchange(ref _changed, 0) != 0;
@@ -371,6 +351,34 @@ internal static class DashboardApi
             catch (ConcordException)
             {
                 // Compaction or overflow: the panels poll on reconnect; nothing to report here.
+            }
+        }
+
+        private async Task PollQueuesAsync(IQueueService queues, string ns, TimeProvider time, CancellationToken token)
+        {
+            string? last = null;
+            try
+            {
+                while (!token.IsCancellationRequested)
+                {
+                    try
+                    {
+                        var signature = new StringBuilder();
+                        foreach (var name in (await queues.ListQueuesAsync(ns, null, MaxCoordinationItems, token).ConfigureAwait(false)).Queues)
+                            signature.Append(name).Append('=').Append(await queues.GetStatsAsync(ns, name, token).ConfigureAwait(false)).Append('\n');
+                        var now = signature.ToString();
+                        if (last is not null && now != last) Volatile.Write(ref _changed, 1);
+                        last = now;
+                    }
+                    catch (ConcordException)
+                    {
+                        // The backend is briefly unavailable: look again at the next tick.
+                    }
+                    await Task.Delay(NativeQueuePoll, time, token).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException)
+            {
             }
         }
 

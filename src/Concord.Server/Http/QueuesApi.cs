@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Concord.Server.Http;
 
 /// <summary>
-/// <c>/v1/ns/{ns}/queues/{queue}</c>: task queues (enqueue with dedup id, group, delay, priority; lease with a visibility
+/// <c>/v1/ns/{ns}/queues</c> (the namespace's queues, paged) and <c>/v1/ns/{ns}/queues/{queue}</c>: task queues (enqueue with dedup id, group, delay, priority; lease with a visibility
 /// timeout and an optional wait; ack with effects, nack, extend by receipt; dead letters). A receipt that is no longer
 /// current is a 409 <c>stale-receipt</c> problem; an ack whose effect was refused a 409 <c>effect-conflict</c>.
 /// </summary>
@@ -18,6 +18,7 @@ internal static class QueuesApi
 
     public static void MapQueuesApi(this RouteGroupBuilder v1)
     {
+        v1.MapGet("/ns/{ns}/queues", ListQueuesAsync).WithTags("Queues").WithName("ListQueues");
         var queues = v1.MapGroup("/ns/{ns}/queues/{queue}").WithTags("Queues");
         queues.MapGet("", StatsAsync).WithName("QueueStats");
         queues.MapPost("/tasks", EnqueueAsync).WithName("Enqueue");
@@ -32,6 +33,17 @@ internal static class QueuesApi
         queues.MapGet("/dead", DeadLettersAsync).WithName("ListDeadLetters");
         queues.MapPost("/dead/{taskId}/requeue", RequeueAsync).WithName("RequeueDeadLetter");
         queues.MapDelete("/dead/{taskId}", DeleteDeadAsync).WithName("DeleteDeadLetter");
+    }
+
+    /// <summary>The namespace's queues that hold tasks, in name order: <c>?after=NAME&amp;limit=N</c> (default 100, at most 1000).</summary>
+    private static async Task<IResult> ListQueuesAsync(HttpContext http, string ns, IQueueService queues, Auth auth, CancellationToken ct)
+    {
+        if (auth.Check(http, ns, ApiRights.Read, out _) is { } denied) return denied;
+        var after = http.Request.Query["after"].Count > 0 ? http.Request.Query["after"].ToString() : null;
+        var limit = http.Request.Query["limit"].Count > 0 ? StateApi.ParseLong(http.Request.Query["limit"].ToString(), "limit") : 100;
+        if (limit is < 1 or > QueueListPage.MaxLimit)
+            throw new HttpIo.BadInputException(400, "invalid-request", $"'limit' must be between 1 and {QueueListPage.MaxLimit} (got {limit})");
+        return Results.Json(await queues.ListQueuesAsync(ns, after, (int)limit, ct), WireJson.Options);
     }
 
     private static async Task<IResult> StatsAsync(HttpContext http, string ns, string queue, IQueueService queues, Auth auth, CancellationToken ct)

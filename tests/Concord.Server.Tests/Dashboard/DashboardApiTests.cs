@@ -5,6 +5,7 @@ using Concord.Coordination.Streams;
 using Concord.Engine;
 using Concord.Lab.History;
 using Concord.Server.Tests.Http;
+using Microsoft.Extensions.DependencyInjection;
 using static Concord.Server.Tests.TestHttp;
 
 namespace Concord.Server.Tests.Dashboard;
@@ -202,6 +203,69 @@ public sealed class DashboardApiTests
         Assert.Equal("item/240", row.GetProperty("key").GetString());
         Assert.Equal("agent-0", row.GetProperty("writer").GetString());
         Assert.Equal("{\"i\":240}", row.GetProperty("preview").GetString());
+    }
+
+    [Fact]
+    public async Task Queues_OfANativeQueueService_AreListedThroughTheService_AndTheirChangesRaiseCoordEvents()
+    {
+        // A queue service whose tasks live outside the served store's key space, like the PostgreSQL and Redis queues.
+        await using var elsewhere = ConcordEngine.CreateInMemory(new ConcordEngineOptions());
+        var native = new NativeLikeQueues(new StoreQueueService(elsewhere));
+        await using var host = await ServerHost.StartAsync(store: ConcordEngine.CreateInMemory(new ConcordEngineOptions { StrictMode = false }),
+            build: b => b.Services.AddSingleton<IQueueService>(native));
+        await native.EnqueueAsync("n", "invoices", JsonSerializer.SerializeToElement(1), cancellationToken: Ct);
+        await native.EnqueueAsync("n", "emails", JsonSerializer.SerializeToElement(2), cancellationToken: Ct);
+
+        using (var response = await host.Client.GetAsync("/dashboard/api/ns/n/queues", Ct))
+        {
+            var rows = (await response.JsonAsync()).EnumerateArray().ToList();
+            Assert.Equal(["emails", "invoices"], rows.Select(r => r.GetProperty("queue").GetString()));
+            Assert.All(rows, r => Assert.Equal(1, r.GetProperty("ready").GetInt32()));
+        }
+        using (var listed = await host.Client.GetAsync("/v1/ns/n/queues?limit=1", Ct))
+        {
+            var page = await listed.JsonAsync();
+            Assert.Equal("emails", page.GetProperty("queues").EnumerateArray().Single().GetString());
+            Assert.Equal("emails", page.GetProperty("nextAfter").GetString());
+        }
+
+        await using var events = await SseReader.OpenAsync(host.Client, "/dashboard/events?coord=n");
+        Assert.Equal("hello", (await events.NextAsync())!.Event);
+        // The served store sees nothing of these enqueues: only polling the service can notice them. The watch's first look
+        // may come after the first enqueue, so keep changing the queue (a bounded number of times) until it reports.
+        using var seen = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var changes = Task.Run(async () =>
+        {
+            for (var i = 0; i < 40 && !seen.IsCancellationRequested; i++)
+            {
+                await native.EnqueueAsync("n", "invoices", JsonSerializer.SerializeToElement(i), cancellationToken: Ct);
+                await Task.Delay(TimeSpan.FromMilliseconds(250), seen.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }, Ct);
+        var coord = await events.NextAsync();
+        await seen.CancelAsync();
+        await changes;
+        Assert.Equal("coord", coord?.Event);
+        Assert.Equal("n", coord!.Json.GetProperty("ns").GetString());
+    }
+
+    /// <summary>Forwards to a <see cref="StoreQueueService"/> without being one, so the dashboard treats it as native.</summary>
+    private sealed class NativeLikeQueues(IQueueService inner) : IQueueService
+    {
+        public ValueTask<EnqueueResult> EnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default) => inner.EnqueueAsync(ns, queue, payload, options, cancellationToken);
+        public ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default) => inner.PrepareEnqueueAsync(ns, queue, payload, options, cancellationToken);
+        public ValueTask<LeaseResult> LeaseAsync(string ns, string queue, string consumer, TimeSpan visibilityTimeout, TimeSpan wait = default, CancellationToken cancellationToken = default) => inner.LeaseAsync(ns, queue, consumer, visibilityTimeout, wait, cancellationToken);
+        public ValueTask<AckResult> AckAsync(QueueLease lease, IReadOnlyList<TxnOp>? effects = null, CancellationToken cancellationToken = default) => inner.AckAsync(lease, effects, cancellationToken);
+        public ValueTask<PreparedQueueOps> PrepareAckAsync(QueueLease lease, CancellationToken cancellationToken = default) => inner.PrepareAckAsync(lease, cancellationToken);
+        public ValueTask<NackResult> NackAsync(QueueLease lease, string? reason = null, TimeSpan delay = default, CancellationToken cancellationToken = default) => inner.NackAsync(lease, reason, delay, cancellationToken);
+        public ValueTask<ExtendResult> ExtendAsync(QueueLease lease, TimeSpan visibilityTimeout, CancellationToken cancellationToken = default) => inner.ExtendAsync(lease, visibilityTimeout, cancellationToken);
+        public ValueTask<int> ReclaimExpiredAsync(string ns, string queue, CancellationToken cancellationToken = default) => inner.ReclaimExpiredAsync(ns, queue, cancellationToken);
+        public ValueTask<QueueTask?> GetTaskAsync(string ns, string queue, string taskId, CancellationToken cancellationToken = default) => inner.GetTaskAsync(ns, queue, taskId, cancellationToken);
+        public ValueTask<IReadOnlyList<QueueTask>> ListDeadLettersAsync(string ns, string queue, int limit = 100, CancellationToken cancellationToken = default) => inner.ListDeadLettersAsync(ns, queue, limit, cancellationToken);
+        public ValueTask<bool> RequeueDeadLetterAsync(string ns, string queue, string taskId, CancellationToken cancellationToken = default) => inner.RequeueDeadLetterAsync(ns, queue, taskId, cancellationToken);
+        public ValueTask<bool> DeleteDeadLetterAsync(string ns, string queue, string taskId, CancellationToken cancellationToken = default) => inner.DeleteDeadLetterAsync(ns, queue, taskId, cancellationToken);
+        public ValueTask<QueueStats> GetStatsAsync(string ns, string queue, CancellationToken cancellationToken = default) => inner.GetStatsAsync(ns, queue, cancellationToken);
+        public ValueTask<QueueListPage> ListQueuesAsync(string ns, string? after = null, int limit = 100, CancellationToken cancellationToken = default) => inner.ListQueuesAsync(ns, after, limit, cancellationToken);
     }
 
     [Fact]

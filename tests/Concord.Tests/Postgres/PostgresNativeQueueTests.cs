@@ -120,6 +120,34 @@ public sealed class PostgresNativeQueueTests : StoreTestBase
     }
 
     [Fact]
+    public async Task AckWithoutEffects_TombstoneWrittenWithTheDelete_ReplaysWithinWindow_SweptAfter()
+    {
+        var lease = await EnqueueAndLeaseAsync();
+        // A failing delete writes no tombstone either: the retry then finds the task still leased and acks it.
+        await SqlAsync("""
+            CREATE FUNCTION {s}.fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+            CREATE TRIGGER fail_delete BEFORE DELETE ON {s}.queue_tasks FOR EACH ROW EXECUTE FUNCTION {s}.fail();
+            """);
+        await Assert.ThrowsAsync<StoreUnavailableException>(async () => await _queues.AckAsync(lease, cancellationToken: Ct));
+        Assert.Equal(0L, await SqlAsync("SELECT count(*) FROM {s}.queue_acked"));
+        await SqlAsync("DROP TRIGGER fail_delete ON {s}.queue_tasks");
+
+        var first = await _queues.AckAsync(lease, cancellationToken: Ct);
+        Assert.True(first.IsAcked && !first.Replayed);
+        Assert.Equal(1L, await SqlAsync($"SELECT count(*) FROM {{s}}.queue_acked WHERE id = '{lease.TaskId}' AND receipt = '{lease.Receipt}'"));
+        Time.Advance(PostgresQueueService.AckReplayWindow - TimeSpan.FromSeconds(1));
+        var retry = await _queues.AckAsync(lease, cancellationToken: Ct);
+        Assert.True(retry.IsAcked && retry.Replayed);
+        Assert.Equal(first.Revision, retry.Revision);
+
+        // Bounded: past the window the tombstone no longer answers, and the next reclaim of the queue deletes it.
+        Time.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(AckStatus.StaleReceipt, (await _queues.AckAsync(lease, cancellationToken: Ct)).Status);
+        Assert.Equal(0, await _queues.ReclaimExpiredAsync(Ns, "jobs", Ct));
+        Assert.Equal(0L, await SqlAsync("SELECT count(*) FROM {s}.queue_acked"));
+    }
+
+    [Fact]
     public async Task AckWithEffects_TransactionFailsInQueueStep_EffectsRolledBack_TaskStaysLeased()
     {
         var lease = await EnqueueAndLeaseAsync();

@@ -189,15 +189,88 @@ public sealed class RedisQueueServiceTests : StoreTestBase
     }
 
     [Fact]
-    public async Task PreparedOps_Refused_WithAClearError()
+    public async Task PreparedAck_StaleInCallersTransaction_WholeTransactionRefusedOnTheMarker_NothingWritten()
     {
         var queues = Service();
         await queues.EnqueueAsync(Ns, "jobs", J(new { n = 1 }), null, Ct);
         var lease = (await queues.LeaseAsync(Ns, "jobs", "a", TimeSpan.FromMinutes(1), TimeSpan.Zero, Ct)).Lease!;
-        var ack = await Assert.ThrowsAsync<InvalidRequestException>(async () => await queues.PrepareAckAsync(lease, Ct));
-        Assert.Contains("RedisQueueService", ack.Message);
-        var enqueue = await Assert.ThrowsAsync<InvalidRequestException>(async () => await queues.PrepareEnqueueAsync(Ns, "jobs", J("{}"), null, Ct));
-        Assert.Contains("RedisQueueService", enqueue.Message);
+        var prepared = await queues.PrepareAckAsync(lease, Ct);
+        Assert.True((await queues.AckAsync(lease, cancellationToken: Ct)).IsAcked);
+        var before = await Store.GetRevisionAsync(Ct);
+
+        var result = await Store.TransactAsync(Ns, new TxnRequest { Then = [TxnOp.Put("doc", J("1"), Expect.Absent), .. prepared.Ops] }, null, Ct);
+
+        Assert.False(result.IsApplied);
+        Assert.Equal(1, result.FailedOpIndex);
+        Assert.Equal(ConflictKind.NotFound, result.Conflict!.Conflict);
+        Assert.Contains("prepare the ack again", result.Conflict.Message);
+        Assert.Null(await Store.GetAsync(Ns, "doc", null, Ct));
+        Assert.Equal(before, await Store.GetRevisionAsync(Ct));
+    }
+
+    [Fact]
+    public async Task PreparedEnqueue_DedupTaken_TransactionRefused_ThenCommitted_IntoTheStream_MarkersNeverStayInKeySpace()
+    {
+        var queues = Service();
+        var first = await queues.EnqueueAsync(Ns, "jobs", J(1), new EnqueueOptions { DedupId = "d1" }, Ct);
+        var dup = await queues.PrepareEnqueueAsync(Ns, "jobs", J(2), new EnqueueOptions { DedupId = "d1" }, Ct);
+        var refused = await Store.TransactAsync(Ns, new TxnRequest { Then = [.. dup.Ops, TxnOp.Put("doc", J("1"), Expect.Absent)] }, null, Ct);
+        Assert.False(refused.IsApplied);
+        Assert.Equal(0, refused.FailedOpIndex);
+        Assert.Equal(ConflictKind.AlreadyExists, refused.Conflict!.Conflict);
+        Assert.Contains(first.TaskId, refused.Conflict.Message);
+        Assert.Contains("d1", refused.Conflict.Message);
+        Assert.Null(await Store.GetAsync(Ns, "doc", null, Ct));
+        Assert.Equal(1, await Db.StreamLengthAsync(Base("jobs") + "s:0"));
+
+        var fresh = await queues.PrepareEnqueueAsync(Ns, "jobs", J(3), new EnqueueOptions { DedupId = "d2", Priority = 7 }, Ct);
+        var committed = await Store.TransactAsync(Ns, new TxnRequest { Then = [.. fresh.Ops, TxnOp.Put("doc", J("1"), Expect.Absent)] }, null, Ct);
+        Assert.True(committed.IsApplied);
+        Assert.Equal(1, await Db.StreamLengthAsync(Base("jobs") + "s:7")); // a real task in its priority stream
+        Assert.Equal(QueueTaskState.Ready, (await queues.GetTaskAsync(Ns, "jobs", fresh.TaskId, Ct))!.State);
+        Assert.Empty((await Store.ListAsync(Ns, new ListRequest { Prefix = RedisQueueService.MarkerPrefix }, Ct)).Records);
+        Assert.Equal(fresh.TaskId, (await queues.LeaseAsync(Ns, "jobs", "a", TimeSpan.FromMinutes(1), TimeSpan.Zero, Ct)).Lease!.TaskId);
+    }
+
+    [Fact]
+    public async Task PreparedEnqueue_CommittedTwice_SecondRefused_OneTask()
+    {
+        var queues = Service();
+        var prepared = await queues.PrepareEnqueueAsync(Ns, "jobs", J(1), null, Ct);
+        Assert.True((await Store.TransactAsync(Ns, new TxnRequest { Then = prepared.Ops }, null, Ct)).IsApplied);
+        var again = await Store.TransactAsync(Ns, new TxnRequest { Then = prepared.Ops }, null, Ct);
+        Assert.False(again.IsApplied);
+        Assert.Equal(ConflictKind.AlreadyExists, again.Conflict!.Conflict);
+        Assert.Equal(1, (await queues.GetStatsAsync(Ns, "jobs", Ct)).Ready);
+    }
+
+    [Fact]
+    public async Task PreparedOps_InTheBranchNotTaken_DoNothing_InTheBranchTaken_Commit()
+    {
+        var queues = Service();
+        await queues.EnqueueAsync(Ns, "jobs", J(1), null, Ct);
+        var lease = (await queues.LeaseAsync(Ns, "jobs", "a", TimeSpan.FromMinutes(1), TimeSpan.Zero, Ct)).Lease!;
+        var ack = await queues.PrepareAckAsync(lease, Ct);
+        var followUp = await queues.PrepareEnqueueAsync(Ns, "next", J(2), null, Ct);
+
+        // "flag" is absent: the Else branch runs, so the ack in Then does not happen and the follow-up in Else does.
+        var result = await Store.TransactAsync(Ns, new TxnRequest
+        {
+            Compares = [TxnCompare.Exists("flag")],
+            Then = [.. ack.Ops],
+            Else = [.. followUp.Ops, TxnOp.Put("flag", J(true), Expect.Absent)],
+        }, null, Ct);
+        Assert.True(result.IsApplied);
+        Assert.False(result.Succeeded);
+        Assert.Equal(QueueTaskState.Leased, (await queues.GetTaskAsync(Ns, "jobs", lease.TaskId, Ct))!.State);
+        Assert.Equal(QueueTaskState.Ready, (await queues.GetTaskAsync(Ns, "next", followUp.TaskId, Ct))!.State);
+
+        // Now "flag" exists: Then runs and acks.
+        var second = await Store.TransactAsync(Ns, new TxnRequest { Compares = [TxnCompare.Exists("flag")], Then = [.. ack.Ops], Else = [.. followUp.Ops] }, null, Ct);
+        Assert.True(second.IsApplied && second.Succeeded);
+        Assert.Null(await queues.GetTaskAsync(Ns, "jobs", lease.TaskId, Ct));
+        Assert.Equal(1, (await queues.GetStatsAsync(Ns, "next", Ct)).Total);
+        Assert.True((await queues.AckAsync(lease, cancellationToken: Ct)).Replayed); // the prepared ack left the replay marker too
     }
 
     [Fact]

@@ -76,6 +76,33 @@ public interface IQueueService
 
     /// <summary>Counts tasks by state (scans the queue: O(tasks); for dashboards and tests, not hot paths).</summary>
     ValueTask<QueueStats> GetStatsAsync(string ns, string queue, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// The queues of <paramref name="ns"/> that hold at least one task (ready, delayed, waiting, leased or dead), one page
+    /// at a time in ordinal order of their names: the names after <paramref name="after"/> (exclusive), at most
+    /// <paramref name="limit"/> of them. A queue whose tasks were all acked or deleted is not listed (a queue exists only
+    /// through its tasks). Pass <see cref="QueueListPage.NextAfter"/> back as <paramref name="after"/> for the next page.
+    /// </summary>
+    /// <param name="ns">Namespace.</param>
+    /// <param name="after">Start after this queue name; null starts at the first queue.</param>
+    /// <param name="limit">Most names returned, 1 to <see cref="QueueListPage.MaxLimit"/>.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <remarks>
+    /// Not a snapshot: a queue created or drained while the pages are read may or may not appear, but every queue that
+    /// holds tasks throughout is listed exactly once, in order. The native queues keep an index of their queues, so a page
+    /// costs O(limit); <see cref="StoreQueueService"/> skips over each queue's keys with one short list call per queue.
+    /// </remarks>
+    /// <exception cref="InvalidRequestException"><paramref name="limit"/> is out of range or <paramref name="after"/> is not a valid queue name.</exception>
+    ValueTask<QueueListPage> ListQueuesAsync(string ns, string? after = null, int limit = 100, CancellationToken cancellationToken = default);
+}
+
+/// <summary>One page of <see cref="IQueueService.ListQueuesAsync"/>.</summary>
+/// <param name="Queues">Queue names, in ordinal order.</param>
+/// <param name="NextAfter">The last name of this page when more queues follow (pass it as <c>after</c>); null on the last page.</param>
+public sealed record QueueListPage(IReadOnlyList<string> Queues, string? NextAfter)
+{
+    /// <summary>The largest page <see cref="IQueueService.ListQueuesAsync"/> returns.</summary>
+    public const int MaxLimit = 1000;
 }
 
 /// <summary>Options of one enqueue.</summary>
@@ -132,6 +159,14 @@ public sealed record QueueServiceOptions
     /// <summary>Compare-and-swap attempts of one operation before it gives up with <see cref="ContentionException"/>. <value>Default: 1,000.</value></summary>
     public int MaxCasAttempts { get; init; } = 1000;
 
+    /// <summary>
+    /// Largest task payload (its JSON text, in UTF-8 bytes) an enqueue accepts; a larger one is refused with
+    /// <see cref="InvalidRequestException"/> by every queue implementation alike. Null: no limit of the queue's own (the
+    /// store's value size still bounds <see cref="StoreQueueService"/>'s task records and prepared operations).
+    /// <value>Default: 256 KiB.</value>
+    /// </summary>
+    public int? MaxPayloadBytes { get; init; } = 256 * 1024;
+
     internal void Validate()
     {
         ArgumentNullException.ThrowIfNull(TimeProvider);
@@ -140,6 +175,7 @@ public sealed record QueueServiceOptions
         if (PageSize is < 1 or > 1000) throw new ArgumentException("PageSize must be between 1 and 1000", nameof(PageSize));
         if (MaxTasks is < 1) throw new ArgumentException("MaxTasks must be at least 1", nameof(MaxTasks));
         if (MaxCasAttempts < 1) throw new ArgumentException("MaxCasAttempts must be at least 1", nameof(MaxCasAttempts));
+        if (MaxPayloadBytes is < 1) throw new ArgumentException("MaxPayloadBytes must be at least 1", nameof(MaxPayloadBytes));
     }
 }
 

@@ -63,6 +63,7 @@ public sealed class StoreQueueService : IQueueService
     /// <inheritdoc />
     public async ValueTask<EnqueueResult> EnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default)
     {
+        QueueRules.ValidateQueue(ns, queue);
         var keys = new QueueKeys(queue);
         options ??= new EnqueueOptions();
         // The producer span is current while the task is built, so the task carries its trace context for the consumer's link.
@@ -97,6 +98,7 @@ public sealed class StoreQueueService : IQueueService
     /// <inheritdoc />
     public async ValueTask<PreparedEnqueue> PrepareEnqueueAsync(string ns, string queue, JsonElement payload, EnqueueOptions? options = null, CancellationToken cancellationToken = default)
     {
+        QueueRules.ValidateQueue(ns, queue);
         var keys = new QueueKeys(queue);
         var doc = NewTask(keys, payload, options ?? new EnqueueOptions());
         if (await FullAsync(ns, keys, cancellationToken).ConfigureAwait(false) is { } full)
@@ -106,12 +108,7 @@ public sealed class StoreQueueService : IQueueService
 
     private TaskDoc NewTask(QueueKeys keys, JsonElement payload, EnqueueOptions options)
     {
-        if (payload.ValueKind == JsonValueKind.Undefined) throw new InvalidRequestException("The task payload is missing");
-        if (options.Delay < TimeSpan.Zero || options.Delay > TimeSpan.FromDays(366)) throw new InvalidRequestException("Enqueue delay must be between 0 and 366 days");
-        var maxAttempts = options.MaxAttempts ?? _options.DefaultMaxAttempts;
-        if (maxAttempts is < 1 or > 10_000) throw new InvalidRequestException("MaxAttempts must be between 1 and 10000");
-        if (options.DedupId is not null) _ = keys.Dedup(options.DedupId); // validates
-        if (options.Group is not null) _ = keys.Group(options.Group);
+        var maxAttempts = QueueRules.ValidateEnqueue(payload, options, _options);
         var now = Now();
         return new TaskDoc
         {
@@ -183,9 +180,7 @@ public sealed class StoreQueueService : IQueueService
     public async ValueTask<LeaseResult> LeaseAsync(string ns, string queue, string consumer, TimeSpan visibilityTimeout, TimeSpan wait = default, CancellationToken cancellationToken = default)
     {
         var keys = new QueueKeys(queue);
-        ArgumentException.ThrowIfNullOrWhiteSpace(consumer);
-        ValidateVisibility(visibilityTimeout);
-        if (wait < TimeSpan.Zero || wait > TimeSpan.FromHours(1)) throw new InvalidRequestException("Lease wait must be between 0 and 1 hour");
+        QueueRules.ValidateLease(consumer, visibilityTimeout, wait);
         var started = Now();
         var waitUntil = started + wait;
         while (true)
@@ -202,11 +197,6 @@ public sealed class StoreQueueService : IQueueService
             var wakeAt = nextWake is { } n && n < waitUntil ? n : waitUntil;
             await WaitForWorkAsync(ns, keys, revision, wakeAt, cancellationToken).ConfigureAwait(false);
         }
-    }
-
-    private static void ValidateVisibility(TimeSpan visibility)
-    {
-        if (visibility <= TimeSpan.Zero || visibility > TimeSpan.FromHours(12)) throw new InvalidRequestException("Visibility timeout must be between 0 and 12 hours");
     }
 
     private async ValueTask<(QueueLease? Lease, DateTimeOffset? NextWake)> TryLeaseOnceAsync(string ns, QueueKeys keys, string consumer, TimeSpan visibility, CancellationToken cancellationToken)
@@ -531,7 +521,7 @@ public sealed class StoreQueueService : IQueueService
     public async ValueTask<NackResult> NackAsync(QueueLease lease, string? reason = null, TimeSpan delay = default, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(lease);
-        if (delay < TimeSpan.Zero || delay > TimeSpan.FromDays(366)) throw new InvalidRequestException("Nack delay must be between 0 and 366 days");
+        QueueRules.ValidateNackDelay(delay);
         var keys = new QueueKeys(lease.Queue);
         var idempotency = $"concord:queue-nack:{lease.Queue}/{lease.TaskId}/{lease.Receipt}";
         for (var attempt = 1; attempt <= _options.MaxCasAttempts; attempt++)
@@ -563,7 +553,7 @@ public sealed class StoreQueueService : IQueueService
     public async ValueTask<ExtendResult> ExtendAsync(QueueLease lease, TimeSpan visibilityTimeout, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(lease);
-        ValidateVisibility(visibilityTimeout);
+        QueueRules.ValidateVisibility(visibilityTimeout);
         var keys = new QueueKeys(lease.Queue);
         for (var attempt = 1; attempt <= _options.MaxCasAttempts; attempt++)
         {
@@ -599,7 +589,7 @@ public sealed class StoreQueueService : IQueueService
     public async ValueTask<IReadOnlyList<QueueTask>> ListDeadLettersAsync(string ns, string queue, int limit = 100, CancellationToken cancellationToken = default)
     {
         var keys = new QueueKeys(queue);
-        if (limit is < 1 or > 10_000) throw new InvalidRequestException("Limit must be between 1 and 10000");
+        QueueRules.ValidateDeadLetterLimit(limit);
         var page = await _store.ListAsync(ns, new ListRequest { Prefix = keys.Dead, Limit = limit }, cancellationToken).ConfigureAwait(false);
         var tasks = new List<QueueTask>(page.Records.Count);
         foreach (var entry in page.Records)
@@ -678,6 +668,65 @@ public sealed class StoreQueueService : IQueueService
         }
         while (after is not null);
         return new QueueStats(ready, delayed, waiting, leased, dead);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Walks the queue roots under <see cref="KeyPrefix"/> in key order, one list call of one record per queue (skipping
+    /// the rest of its keys) plus one to see whether it still holds a task. Key order sorts <c>name/</c>, not
+    /// <c>name</c>: a queue <c>a</c> comes after <c>a-b</c> and <c>a.b</c>. So the page is completed with the queues whose
+    /// names are such prefixes of the names found, and sorted.
+    /// </remarks>
+    public async ValueTask<QueueListPage> ListQueuesAsync(string ns, string? after = null, int limit = 100, CancellationToken cancellationToken = default)
+    {
+        QueueRules.ValidateListQueues(ns, after, limit);
+        var found = new SortedSet<string>(StringComparer.Ordinal);
+        var scanned = new List<string>();
+        // Every name greater than `after` has its keys after KeyPrefix + after (a name it prefixes included).
+        var from = after is null ? null : KeyPrefix + after;
+        while (scanned.Count <= limit)
+        {
+            var page = await _store.ListAsync(ns, new ListRequest { Prefix = KeyPrefix, After = from, Limit = 1 }, cancellationToken).ConfigureAwait(false);
+            if (page.Records.Count == 0) break;
+            var rest = page.Records[0].Key.AsSpan(KeyPrefix.Length);
+            var slash = rest.IndexOf('/');
+            var name = (slash < 0 ? rest : rest[..slash]).ToString();
+            // '0' follows '/': every key of this queue sorts before KeyPrefix + name + "0".
+            from = KeyPrefix + name + "0";
+            if (after is not null && string.CompareOrdinal(name, after) <= 0) continue;
+            if (!await HoldsTasksAsync(ns, name, cancellationToken).ConfigureAwait(false)) continue;
+            scanned.Add(name);
+            found.Add(name);
+        }
+        // A queue not reached yet sorts before a found one only if it is a prefix of it followed by '-' or '.'.
+        foreach (var name in scanned)
+        {
+            for (var i = 1; i < name.Length; i++)
+            {
+                if (name[i] is not ('-' or '.')) continue;
+                var prefix = name[..i];
+                if (found.Contains(prefix) || (after is not null && string.CompareOrdinal(prefix, after) <= 0)) continue;
+                if (await HoldsTasksAsync(ns, prefix, cancellationToken).ConfigureAwait(false)) found.Add(prefix);
+            }
+        }
+        var names = found.Take(limit).ToList();
+        return new QueueListPage(names, found.Count > limit ? names[^1] : null);
+    }
+
+    /// <summary>True when <paramref name="queue"/> is a valid queue name with at least one task record.</summary>
+    private async ValueTask<bool> HoldsTasksAsync(string ns, string queue, CancellationToken cancellationToken)
+    {
+        QueueKeys keys;
+        try
+        {
+            keys = new QueueKeys(queue);
+        }
+        catch (InvalidRequestException)
+        {
+            return false; // not a queue this service could have made
+        }
+        var page = await _store.ListAsync(ns, new ListRequest { Prefix = keys.Tasks, Limit = 1 }, cancellationToken).ConfigureAwait(false);
+        return page.Records.Count > 0;
     }
 
     // ---------------------------------------------------------------- helpers

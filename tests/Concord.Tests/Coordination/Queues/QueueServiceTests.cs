@@ -356,6 +356,68 @@ public abstract class QueueServiceTests : StoreTestBase
     }
 
     [Fact]
+    public async Task AckAsync_RetriedAfterSuccess_IsReplayedNotStale()
+    {
+        // A retry of an ack (no effects) whose reply was lost: the same receipt, after the ack committed.
+        await Enqueue("""{"n":"a"}""", new EnqueueOptions { Group = "g" });
+        await Enqueue("""{"n":"b"}""", new EnqueueOptions { Group = "g" });
+        await Enqueue("""{"n":"c"}""");
+        var lease = await LeaseOne();
+        Assert.Equal("a", Name(lease));
+        var first = await Queues.AckAsync(lease, cancellationToken: Ct);
+        Assert.Equal(AckStatus.Acked, first.Status);
+        Assert.False(first.Replayed);
+
+        var retry = await Queues.AckAsync(lease, cancellationToken: Ct);
+        Assert.Equal(AckStatus.Acked, retry.Status);
+        Assert.True(retry.Replayed);
+        Assert.Equal(first.Revision, retry.Revision);
+        Assert.Null(retry.Message);
+
+        // The replay changed nothing: the group's next task was promoted once and leases normally (the native Redis queue
+        // orders a level by the time tasks became ready, so b may come after c).
+        var leased = new[] { await LeaseOne("c2"), await LeaseOne("c3") };
+        Assert.Equal(["b", "c"], leased.Select(Name).Order(StringComparer.Ordinal));
+        Assert.True((await Queues.AckAsync(lease, cancellationToken: Ct)).Replayed);
+        foreach (var l in leased) Assert.Equal(QueueTaskState.Leased, (await Queues.GetTaskAsync(Ns, "jobs", l.TaskId, Ct))!.State);
+        await AssertEmpty("c4");
+        Assert.Equal(new QueueStats(0, 0, 0, 2, 0), await Queues.GetStatsAsync(Ns, "jobs", Ct));
+    }
+
+    [Fact]
+    public async Task AckAsync_WithEffects_RetriedWithoutEffects_IsReplayed()
+    {
+        await Enqueue("""{"n":"a"}""");
+        var lease = await LeaseOne();
+        var first = await Queues.AckAsync(lease, [TxnOp.PatchKey("counter", JsonPatch.Create().Increment("/n"))], Ct);
+        Assert.True(first.IsAcked && !first.Replayed);
+        var retry = await Queues.AckAsync(lease, cancellationToken: Ct);
+        Assert.True(retry.IsAcked && retry.Replayed);
+        Assert.Equal(1, (await Store.GetAsync(Ns, "counter", null, Ct))!.Value.GetProperty("n").GetInt32());
+    }
+
+    [Fact]
+    public async Task AckAsync_StaleReceiptOfAnAckedTask_IsStaleNotReplayed()
+    {
+        await Enqueue("""{"n":"a"}""");
+        var expired = await LeaseOne("slow", TimeSpan.FromSeconds(5));
+        Time.Advance(TimeSpan.FromSeconds(6));
+        var current = await LeaseOne("fast");
+        Assert.Equal(expired.TaskId, current.TaskId);
+        Assert.NotEqual(expired.Receipt, current.Receipt);
+        Assert.True((await Queues.AckAsync(current, cancellationToken: Ct)).IsAcked);
+
+        // The task was acked, but under the other receipt: the slow consumer's ack is stale, not a replay.
+        var stale = await Queues.AckAsync(expired, cancellationToken: Ct);
+        Assert.Equal(AckStatus.StaleReceipt, stale.Status);
+        Assert.False(stale.Replayed);
+        Assert.NotNull(stale.Message);
+        var forged = await Queues.AckAsync(current with { Receipt = current.Receipt + "x" }, cancellationToken: Ct);
+        Assert.Equal(AckStatus.StaleReceipt, forged.Status);
+        Assert.True((await Queues.AckAsync(current, cancellationToken: Ct)).Replayed);
+    }
+
+    [Fact]
     public async Task PrepareAck_InCallersTransaction_CommitsAckAndStateTogether()
     {
         await Enqueue("""{"n":"a"}""");
@@ -464,6 +526,87 @@ public abstract class QueueServiceTests : StoreTestBase
     }
 
     [Fact]
+    public async Task ListQueues_QueuesHoldingTasks_InOrdinalOrder_PagedWithoutGapsOrRepeats()
+    {
+        // Names that sort differently as "name" and as "name/" (the store's key order): '-' and '.' come before '/'.
+        foreach (var q in new[] { "b", "a-b", "a", "a.b", "a0", "c" }) await Enqueue("""{"n":"x"}""", queue: q);
+        await Enqueue("""{"n":"x"}""", queue: "drained");
+        Assert.True((await Queues.AckAsync(await LeaseOne(queue: "drained"), cancellationToken: Ct)).IsAcked);
+        await Enqueue("""{"n":"x"}""", new EnqueueOptions { MaxAttempts = 1 }, queue: "only-dead");
+        Assert.Equal(NackStatus.DeadLettered, (await Queues.NackAsync(await LeaseOne(queue: "only-dead"), "boom", TimeSpan.Zero, Ct)).Status);
+        await Queues.EnqueueAsync("elsewhere", "z", J("1"), null, Ct);
+        string[] expected = ["a", "a-b", "a.b", "a0", "b", "c", "only-dead"];
+
+        var all = await Queues.ListQueuesAsync(Ns, cancellationToken: Ct);
+        Assert.Equal(expected, all.Queues);
+        Assert.Null(all.NextAfter);
+
+        foreach (var size in new[] { 1, 2, 3 })
+        {
+            var seen = new List<string>();
+            string? after = null;
+            for (var pages = 0; pages < 20; pages++)
+            {
+                var page = await Queues.ListQueuesAsync(Ns, after, size, Ct);
+                Assert.True(page.Queues.Count <= size);
+                seen.AddRange(page.Queues);
+                if (page.NextAfter is null) break;
+                Assert.Equal(page.Queues[^1], page.NextAfter);
+                after = page.NextAfter;
+            }
+            Assert.Equal(expected, seen);
+        }
+        Assert.Equal(["a-b", "a.b"], (await Queues.ListQueuesAsync(Ns, "a", 2, Ct)).Queues);
+        Assert.Equal(["only-dead"], (await Queues.ListQueuesAsync(Ns, "c", 10, Ct)).Queues);
+        Assert.Empty((await Queues.ListQueuesAsync(Ns, "only-dead", 10, Ct)).Queues);
+        Assert.Equal(["z"], (await Queues.ListQueuesAsync("elsewhere", cancellationToken: Ct)).Queues);
+        Assert.Empty((await Queues.ListQueuesAsync("nothing-here", cancellationToken: Ct)).Queues);
+
+        // Draining the last task (here: deleting the only dead letter) unlists the queue.
+        var dead = Assert.Single(await Queues.ListDeadLettersAsync(Ns, "only-dead", 10, Ct));
+        Assert.True(await Queues.DeleteDeadLetterAsync(Ns, "only-dead", dead.Id, Ct));
+        Assert.Equal(expected[..^1], (await Queues.ListQueuesAsync(Ns, cancellationToken: Ct)).Queues);
+
+        await Assert.ThrowsAsync<InvalidRequestException>(async () => await Queues.ListQueuesAsync(Ns, null, 0, Ct));
+        await Assert.ThrowsAsync<InvalidRequestException>(async () => await Queues.ListQueuesAsync(Ns, null, QueueListPage.MaxLimit + 1, Ct));
+        await Assert.ThrowsAsync<InvalidRequestException>(async () => await Queues.ListQueuesAsync(Ns, "a/b", 10, Ct));
+    }
+
+    [Fact]
+    public async Task InvalidArguments_RefusedWithTheSameMessageOnEveryBackend()
+    {
+        var queues = CreateQueueService(new QueueServiceOptions { TimeProvider = Clock, MaxPayloadBytes = 64 });
+        async Task Refused(string message, Func<Task> call) => Assert.Equal(message, (await Assert.ThrowsAsync<InvalidRequestException>(call)).Message);
+
+        var big = J($"\"{new string('x', 100)}\"");
+        await Refused("The task payload is 102 bytes; the limit is 64 bytes (QueueServiceOptions.MaxPayloadBytes)", async () => await queues.EnqueueAsync(Ns, "jobs", big, null, Ct));
+        await Refused(QueueRules.PayloadMissing, async () => await queues.EnqueueAsync(Ns, "jobs", default, null, Ct));
+        await Refused("Enqueue delay must be between 0 and 366 days", async () => await queues.EnqueueAsync(Ns, "jobs", J("1"), new EnqueueOptions { Delay = TimeSpan.FromSeconds(-1) }, Ct));
+        await Refused("Enqueue delay must be between 0 and 366 days", async () => await queues.EnqueueAsync(Ns, "jobs", J("1"), new EnqueueOptions { Delay = TimeSpan.FromDays(367) }, Ct));
+        await Refused("MaxAttempts must be between 1 and 10000", async () => await queues.EnqueueAsync(Ns, "jobs", J("1"), new EnqueueOptions { MaxAttempts = 0 }, Ct));
+        await Refused("MaxAttempts must be between 1 and 10000", async () => await queues.EnqueueAsync(Ns, "jobs", J("1"), new EnqueueOptions { MaxAttempts = 10_001 }, Ct));
+        await Refused("Dedup id must not be empty", async () => await queues.EnqueueAsync(Ns, "jobs", J("1"), new EnqueueOptions { DedupId = "" }, Ct));
+        await Refused("Group key must not be empty", async () => await queues.EnqueueAsync(Ns, "jobs", J("1"), new EnqueueOptions { Group = "" }, Ct));
+        await Refused("Queue name 'a/b' may contain only ASCII letters, digits, '-', '_', '.' and ':'", async () => await queues.EnqueueAsync(Ns, "a/b", J("1"), null, Ct));
+        if (SupportsPreparedOps)
+        {
+            await Refused("The task payload is 102 bytes; the limit is 64 bytes (QueueServiceOptions.MaxPayloadBytes)", async () => await queues.PrepareEnqueueAsync(Ns, "jobs", big, null, Ct));
+            await Refused("Group key must not be empty", async () => await queues.PrepareEnqueueAsync(Ns, "jobs", J("1"), new EnqueueOptions { Group = "" }, Ct));
+        }
+        await Refused("Visibility timeout must be between 0 and 12 hours", async () => await queues.LeaseAsync(Ns, "jobs", "c", TimeSpan.Zero, default, Ct));
+        await Refused("Lease wait must be between 0 and 1 hour", async () => await queues.LeaseAsync(Ns, "jobs", "c", Vis, TimeSpan.FromHours(2), Ct));
+        await Refused("Limit must be between 1 and 10000", async () => await queues.ListDeadLettersAsync(Ns, "jobs", 0, Ct));
+        Assert.Equal(0, (await queues.GetStatsAsync(Ns, "jobs", Ct)).Total); // nothing was created
+
+        // A payload at the limit is fine; the lease's own operations are checked alike.
+        Assert.True((await queues.EnqueueAsync(Ns, "jobs", J($"\"{new string('x', 62)}\""), null, Ct)).IsEnqueued);
+        var lease = (await queues.LeaseAsync(Ns, "jobs", "c", Vis, TimeSpan.Zero, Ct)).Lease!;
+        await Refused("Nack delay must be between 0 and 366 days", async () => await queues.NackAsync(lease, null, TimeSpan.FromSeconds(-1), Ct));
+        await Refused("Visibility timeout must be between 0 and 12 hours", async () => await queues.ExtendAsync(lease, TimeSpan.FromHours(13), Ct));
+        Assert.True((await queues.AckAsync(lease, cancellationToken: Ct)).IsAcked);
+    }
+
+    [Fact]
     public async Task InvalidArguments_Refused()
     {
         await Assert.ThrowsAsync<InvalidRequestException>(async () => await Enqueue("1", queue: "a/b"));
@@ -510,8 +653,6 @@ public sealed class RedisQueueServiceTests : QueueServiceTests
 public sealed class RedisNativeQueueServiceTests : QueueServiceTests
 {
     protected override TestBackend Backend => TestBackend.RedisNative;
-
-    protected override bool SupportsPreparedOps => false;
 }
 
 public sealed class HttpQueueServiceTests : QueueServiceTests
