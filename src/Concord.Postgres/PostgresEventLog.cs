@@ -66,20 +66,6 @@ public sealed partial class PostgresStore : IEventLog
         }).ConfigureAwait(false);
     }
 
-    async Task IEventLog.WaitForEventsAsync(Task signal, CancellationToken cancellationToken)
-    {
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
-        try
-        {
-            await signal.WaitAsync(_options.PollInterval, _time, stop.Token).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            // Read anyway: a notification can be lost while the listener reconnects.
-        }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-        {
-            throw new StoreUnavailableException("The store is closed");
-        }
-    }
+    Task IEventLog.WaitForEventsAsync(Task signal, CancellationToken cancellationToken) =>
+        EventLogRows.WaitAsync(signal, _options.PollInterval, _time, _stop.Token, cancellationToken);
 }

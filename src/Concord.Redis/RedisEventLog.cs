@@ -94,20 +94,6 @@ public sealed partial class RedisStore : IEventLog
         return events;
     }
 
-    async Task IEventLog.WaitForEventsAsync(Task signal, CancellationToken cancellationToken)
-    {
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
-        try
-        {
-            await signal.WaitAsync(_options.PollInterval, _time, stop.Token).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            // Read anyway: pub/sub messages are not guaranteed.
-        }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-        {
-            throw new StoreUnavailableException("The store is closed");
-        }
-    }
+    Task IEventLog.WaitForEventsAsync(Task signal, CancellationToken cancellationToken) =>
+        EventLogRows.WaitAsync(signal, _options.PollInterval, _time, _stop.Token, cancellationToken);
 }

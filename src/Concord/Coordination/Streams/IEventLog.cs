@@ -49,6 +49,28 @@ internal interface IEventLog
 internal static class EventLogRows
 {
     /// <summary>
+    /// <see cref="IEventLog.WaitForEventsAsync"/> for a store that wakes <paramref name="signal"/> on commits and
+    /// notifications: waits for it or <paramref name="pollInterval"/> (a notification can be lost; the caller reads
+    /// anyway), and turns the store's own shutdown (<paramref name="storeStopped"/>) into <see cref="StoreUnavailableException"/>.
+    /// </summary>
+    public static async Task WaitAsync(Task signal, TimeSpan pollInterval, TimeProvider time, CancellationToken storeStopped, CancellationToken cancellationToken)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, storeStopped);
+        try
+        {
+            await signal.WaitAsync(pollInterval, time, stop.Token).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // Read anyway: a notification can be lost (pub/sub is not guaranteed, a listener reconnects).
+        }
+        catch (OperationCanceledException) when (storeStopped.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new StoreUnavailableException("The store is closed");
+        }
+    }
+
+    /// <summary>
     /// The event records of <paramref name="commit"/> as (index in <see cref="CommitEntry.Changes"/>, event index), sorted
     /// by event index, one per index (the first). Empty for commits without events (most of them: a key-prefix check).
     /// </summary>
