@@ -89,7 +89,7 @@ public static class ConcordServer
         // groups, Lua); on the embedded engine it runs over the state contract.
         builder.Services.TryAddSingleton<IQueueService>(sp =>
         {
-            var queueOptions = new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>(), MaxTasks = options.MaxQueueTasks };
+            var queueOptions = new QueueServiceOptions { TimeProvider = sp.GetRequiredService<TimeProvider>(), MaxTasks = options.MaxQueueTasks, MaxPayloadBytes = options.MaxQueuePayloadBytes };
             return store switch
             {
                 Postgres.PostgresStore pg => new Postgres.PostgresQueueService(pg, queueOptions),

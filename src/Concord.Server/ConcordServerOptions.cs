@@ -83,6 +83,12 @@ public sealed class ConcordServerOptions
     /// </summary>
     public int MaxQueueTasks { get; set; } = 1_000_000;
 
+    /// <summary>
+    /// Largest task payload (serialized JSON) a queue accepts; a larger enqueue gets HTTP 400 naming the limit, and
+    /// nothing is created. <value>Default: 256 KiB.</value>
+    /// </summary>
+    public int MaxQueuePayloadBytes { get; set; } = 256 * 1024;
+
     /// <summary>Waiters allowed in one lock's queue; more get HTTP 429 <c>too-many-waiters</c>. <value>Default: 1,000.</value></summary>
     public int MaxLockWaitersPerKey { get; set; } = 1000;
 
@@ -106,6 +112,7 @@ public sealed class ConcordServerOptions
         if (MaxWatchers < 0) throw new InvalidRequestException($"Concord:MaxWatchers must not be negative (got {MaxWatchers})");
         if (MaxConnections < 0) throw new InvalidRequestException($"Concord:MaxConnections must not be negative (got {MaxConnections})");
         if (MaxQueueTasks < 1) throw new InvalidRequestException($"Concord:MaxQueueTasks must be at least 1 (got {MaxQueueTasks})");
+        if (MaxQueuePayloadBytes < 1) throw new InvalidRequestException($"Concord:MaxQueuePayloadBytes must be at least 1 (got {MaxQueuePayloadBytes})");
         if (MaxLockWaitersPerKey < 1) throw new InvalidRequestException($"Concord:MaxLockWaitersPerKey must be at least 1 (got {MaxLockWaitersPerKey})");
         if (ShutdownTimeout < TimeSpan.Zero) throw new InvalidRequestException("Concord:ShutdownTimeout must not be negative");
         if (LogFormat is not ("simple" or "json")) throw new InvalidRequestException($"Concord:LogFormat must be 'simple' or 'json' (got '{LogFormat}')");

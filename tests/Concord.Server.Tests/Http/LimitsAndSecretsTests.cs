@@ -22,6 +22,20 @@ public sealed class LimitsAndSecretsTests
     }
 
     [Fact]
+    public async Task Enqueue_PayloadOverMaxQueuePayloadBytes_Returns400NamingTheLimitAndCreatesNothing()
+    {
+        await using var host = await ServerHost.StartAsync(o => o.MaxQueuePayloadBytes = 100);
+        using (var small = await host.Client.SendAsync(HttpMethod.Post, "v1/ns/a/queues/jobs/tasks", """{"payload":{"n":1}}"""))
+            Assert.Equal(HttpStatusCode.Created, small.StatusCode);
+        using var large = await host.Client.SendAsync(HttpMethod.Post, "v1/ns/a/queues/jobs/tasks", $$$"""{"payload":{"s":"{{{new string('x', 200)}}}"}}""");
+        var problem = await large.AssertProblemAsync(400, "invalid-request");
+        Assert.Contains("limit is 100 bytes", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        using var stats = await host.Client.SendAsync(HttpMethod.Get, "v1/ns/a/queues/jobs");
+        Assert.Equal(HttpStatusCode.OK, stats.StatusCode);
+        Assert.Contains("\"ready\":1", await stats.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Put_BodyOverTheLimit_Returns413BodyTooLarge()
     {
         await using var host = await ServerHost.StartAsync(o => o.MaxRequestBodyBytes = 4096);
