@@ -138,6 +138,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             return new EnqueueResult(EnqueueStatus.Duplicate, taskId, revision);
         }
         QueueTelemetry.Enqueued(activity, ns, queue, taskId, options.Agent, false);
+        CountEnqueued(ns, queue);
         if (spec.VisibleAt <= spec.EnqueuedAt)
         {
             // Nobody registered as waiting on this queue: spare the NOTIFY (and its cluster-wide lock); local waiters get a pulse.
@@ -167,9 +168,18 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// null otherwise. Counts at most the limit through the primary keys, so a small queue costs little; checked before
     /// the enqueue's transaction, so concurrent producers can overshoot by their number.
     /// </summary>
+    /// <summary>
+    /// The queue's unfinished tasks when it holds <see cref="QueueServiceOptions.MaxTasks"/> or more; null otherwise.
+    /// Counting is a scan of up to MaxTasks index entries and a round trip, so it is skipped while the last exact count
+    /// on this node (at most <see cref="CountReuse"/> old, plus this node's enqueues since) is more than
+    /// <see cref="CountHeadroom"/> below the limit. Within that distance of the limit every enqueue counts exactly.
+    /// </summary>
     private async Task<long?> CountIfFullAsync(string ns, string queue, CancellationToken cancellationToken)
     {
         if (_options.MaxTasks is not { } max) return null;
+        var key = $"{ns}\n{queue}";
+        var now = Now().UtcTicks;
+        if (_counts.TryGetValue(key, out var known) && now - known.At < CountReuse.Ticks && known.Count + CountHeadroom(max) < max) return null;
         var count = await Translate(async () =>
         {
             await using var cmd = _ds.CreateCommand($"""
@@ -181,7 +191,27 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = max });
             return (long)(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
         }).ConfigureAwait(false);
+        _counts[key] = (count, now);
         return count >= max ? count : null;
+    }
+
+    /// <summary>How long an exact count of a queue's tasks stands in for counting again (see <see cref="CountIfFullAsync"/>).</summary>
+    private static readonly TimeSpan CountReuse = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Below the limit by more than this, an enqueue trusts a recent count: half the limit, at least 1,000 tasks. Other
+    /// nodes' enqueues are not in this node's count, so the limit can be overshot only if the other nodes enqueue more
+    /// than this within <see cref="CountReuse"/> (500,000 tasks in a second at the default limit).
+    /// </summary>
+    private static long CountHeadroom(int max) => Math.Max(1000, max / 2);
+
+    /// <summary>Last exact task count per queue on this node, and when it was taken; this node's enqueues add to it.</summary>
+    private readonly ConcurrentDictionary<string, (long Count, long At)> _counts = new(StringComparer.Ordinal);
+
+    private void CountEnqueued(string ns, string queue)
+    {
+        var key = $"{ns}\n{queue}";
+        if (_counts.TryGetValue(key, out var known)) _counts.TryUpdate(key, (known.Count + 1, known.At), known);
     }
 
     private TaskSpec NewTask(string ns, string queue, JsonElement payload, EnqueueOptions options)
