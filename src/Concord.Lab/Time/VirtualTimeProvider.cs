@@ -1,3 +1,5 @@
+using Concord.Internal;
+
 namespace Concord.Lab.Time;
 
 /// <summary>
@@ -148,11 +150,11 @@ public sealed class VirtualTimeProvider : TimeProvider
     {
         ArgumentNullException.ThrowIfNull(agents);
         var start = Elapsed;
-        var signal = new Signal();
+        var signal = new AsyncPulse();
         lock (_gate)
         {
             if (_changed is not null) throw new InvalidOperationException("Another run is in progress on this clock");
-            _changed = signal.Set;
+            _changed = signal.Pulse;
         }
         var tasks = new List<Task>(agents.Count);
         try
@@ -162,7 +164,7 @@ public sealed class VirtualTimeProvider : TimeProvider
                 ArgumentNullException.ThrowIfNull(agent);
                 // Task.Run so an agent that never awaits cannot run on (and block) the driver's thread.
                 var task = Task.Run(() => agent(cancellationToken), cancellationToken);
-                _ = task.ContinueWith(static (_, s) => ((Signal)s!).Set(), signal, CancellationToken.None,
+                _ = task.ContinueWith(static (_, s) => ((AsyncPulse)s!).Pulse(), signal, CancellationToken.None,
                     TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                 tasks.Add(task);
                 await WaitQuiescentAsync(tasks, signal, cancellationToken).ConfigureAwait(false);
@@ -198,7 +200,7 @@ public sealed class VirtualTimeProvider : TimeProvider
     }
 
     /// <summary>Waits until every unfinished agent waits on an armed timer.</summary>
-    private async Task WaitQuiescentAsync(List<Task> tasks, Signal signal, CancellationToken cancellationToken)
+    private async Task WaitQuiescentAsync(List<Task> tasks, AsyncPulse signal, CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -257,32 +259,6 @@ public sealed class VirtualTimeProvider : TimeProvider
         if (timer.Armed) _armed--;
         timer.Armed = false;
         timer.Generation++;
-    }
-
-    /// <summary>A wake-up signal for the driver: <see cref="Next"/> completes at the next <see cref="Set"/>.</summary>
-    private sealed class Signal
-    {
-        private readonly Lock _gate = new();
-        private TaskCompletionSource _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public Task Next
-        {
-            get
-            {
-                lock (_gate) return _next.Task;
-            }
-        }
-
-        public void Set()
-        {
-            TaskCompletionSource fired;
-            lock (_gate)
-            {
-                fired = _next;
-                _next = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            }
-            fired.TrySetResult();
-        }
     }
 
     private sealed class VirtualTimer(VirtualTimeProvider owner, TimerCallback callback, object? state) : ITimer
