@@ -112,6 +112,9 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
 
     private DateTimeOffset Now() => _time.GetUtcNow();
 
+    /// <summary>A queue's key in this node's per-queue state (reclaim times, waiters, task counts) and in NOTIFY payloads.</summary>
+    private static string QueueKey(string ns, string queue) => ns + "\n" + queue;
+
     private static DateTimeOffset At(long ticks) => new(ticks, TimeSpan.Zero);
 
     // ---------------------------------------------------------------- enqueue
@@ -177,7 +180,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     private async Task<long?> CountIfFullAsync(string ns, string queue, CancellationToken cancellationToken)
     {
         if (_options.MaxTasks is not { } max) return null;
-        var key = $"{ns}\n{queue}";
+        var key = QueueKey(ns, queue);
         var now = Now().UtcTicks;
         if (_counts.TryGetValue(key, out var known) && now - known.At < CountReuse.Ticks && known.Count + CountHeadroom(max) < max) return null;
         var count = await Translate(async () =>
@@ -210,7 +213,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
 
     private void CountEnqueued(string ns, string queue)
     {
-        var key = $"{ns}\n{queue}";
+        var key = QueueKey(ns, queue);
         if (_counts.TryGetValue(key, out var known)) _counts.TryUpdate(key, (known.Count + 1, known.At), known);
     }
 
@@ -364,7 +367,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     {
         var now = Now();
         // Expired leases go back lazily: at most once a second per queue while tasks flow, and whenever the queue looks empty.
-        var key = ns + "\n" + queue;
+        var key = QueueKey(ns, queue);
         var reclaimedNow = false;
         if (!_lastReclaim.TryGetValue(key, out var last) || now.UtcTicks - last >= ReclaimInterval.Ticks)
         {
@@ -997,7 +1000,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     /// </summary>
     private async Task<bool> RegisterWaiterAsync(string ns, string queue, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var key = ns + "\n" + queue;
+        var key = QueueKey(ns, queue);
         if (_waiting.TryGetValue(key, out var until) && until - now.UtcTicks > WaiterTtl.Ticks / 2) return false;
         var expires = (now + WaiterTtl).UtcTicks;
         await Translate(async () =>
@@ -1139,7 +1142,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
             // NOTIFY assigns a transaction id, so its commit would wait for a WAL flush; nothing durable is written, so don't.
             await using var cmd = _ds.CreateCommand("SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)");
             Add(cmd, _channel);
-            Add(cmd, ns + "\n" + queue);
+            Add(cmd, QueueKey(ns, queue));
             await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             return true;
         }).ConfigureAwait(false);
@@ -1156,7 +1159,7 @@ public sealed class PostgresQueueService : IQueueService, IAsyncDisposable
     {
         var cmd = new NpgsqlBatchCommand("SELECT pg_notify($1, $2)");
         Add(cmd, Channel(s));
-        Add(cmd, ns + "\n" + queue);
+        Add(cmd, QueueKey(ns, queue));
         return cmd;
     }
 
