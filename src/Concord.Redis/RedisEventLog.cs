@@ -95,5 +95,5 @@ public sealed partial class RedisStore : IEventLog
     }
 
     Task IEventLog.WaitForEventsAsync(Task signal, CancellationToken cancellationToken) =>
-        EventLogRows.WaitAsync(signal, _options.PollInterval, _time, _stop.Token, cancellationToken);
+        EventLogWaits.WaitAsync(signal, _options.PollInterval, _time, _stop.Token, cancellationToken);
 }

@@ -45,8 +45,8 @@ internal interface IEventLog
     Task WaitForEventsAsync(Task signal, CancellationToken cancellationToken);
 }
 
-/// <summary>Which changes of a commit go to a native event log (shared by the stores that have one).</summary>
-internal static class EventLogRows
+/// <summary>Waiting for new events, shared by the stores whose <see cref="IEventLog"/> is woken by commit notifications.</summary>
+internal static class EventLogWaits
 {
     /// <summary>
     /// <see cref="IEventLog.WaitForEventsAsync"/> for a store that wakes <paramref name="signal"/> on commits and
@@ -69,6 +69,11 @@ internal static class EventLogRows
             throw new StoreUnavailableException("The store is closed");
         }
     }
+}
+
+/// <summary>Which changes of a commit go to a native event log (shared by the stores that have one).</summary>
+internal static class EventLogRows
+{
 
     /// <summary>
     /// The event records of <paramref name="commit"/> as (index in <see cref="CommitEntry.Changes"/>, event index), sorted
