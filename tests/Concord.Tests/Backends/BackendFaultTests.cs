@@ -39,7 +39,7 @@ public sealed class BackendFaultTests
     public async Task PostgresRestart_DuringIdempotentIncrements_EveryAcknowledgedIncrementAppliedExactlyOnce()
     {
         Assert.SkipWhen(PostgresStores.Unavailable is not null, PostgresStores.Unavailable ?? "");
-        Assert.SkipUnless(CanControlServices("pg_ctlcluster"), "restarts the shared PostgreSQL: runs only with CONCORD_SERVICE_FAULTS=1 (scripts/test.sh sets it), as root, with pg_ctlcluster");
+        SkipUnlessCanRestart("PostgreSQL", "pg_ctlcluster");
         var stores = new PostgresStores();
         try
         {
@@ -112,7 +112,7 @@ public sealed class BackendFaultTests
     public async Task RedisRestart_DuringIdempotentIncrements_EveryAcknowledgedIncrementAppliedExactlyOnce()
     {
         _ = RedisStores.Multiplexer; // skips (or fails in CI) when Redis is down
-        Assert.SkipUnless(CanControlServices("redis-server"), "restarts the shared Redis: runs only with CONCORD_SERVICE_FAULTS=1 (scripts/test.sh sets it), as root, with redis-server");
+        SkipUnlessCanRestart("Redis", "redis-server");
         var stores = new RedisStores();
         try
         {
@@ -152,7 +152,7 @@ public sealed class BackendFaultTests
     public async Task RedisRestart_DuringNativeQueueWork_EveryTaskEffectAppliedExactlyOnce()
     {
         _ = RedisStores.Multiplexer; // skips (or fails in CI) when Redis is down
-        Assert.SkipUnless(CanControlServices("redis-server"), "restarts the shared Redis: runs only with CONCORD_SERVICE_FAULTS=1 (scripts/test.sh sets it), as root, with redis-server");
+        SkipUnlessCanRestart("Redis", "redis-server");
         var stores = new RedisStores();
         try
         {
@@ -344,6 +344,9 @@ public sealed class BackendFaultTests
     /// Restarting the shared PostgreSQL/Redis breaks whoever else uses them at that moment, so these tests are opt-in:
     /// scripts/test.sh runs them alone, after everything else, with CONCORD_SERVICE_FAULTS=1.
     /// </summary>
+    private static void SkipUnlessCanRestart(string service, string tool) =>
+        Assert.SkipUnless(CanControlServices(tool), $"restarts the shared {service}: runs only with CONCORD_SERVICE_FAULTS=1 (scripts/test.sh sets it), as root, with {tool}");
+
     private static bool CanControlServices(string tool) =>
         Environment.GetEnvironmentVariable("CONCORD_SERVICE_FAULTS") == "1" && Environment.UserName == "root"
         && (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(dir => File.Exists(Path.Combine(dir, tool)));

@@ -93,8 +93,7 @@ public sealed class PostgresNativeQueueTests : StoreTestBase
         // Limit 2,400: the node skips counting while its recent count is more than 1,200 below the limit, then counts on
         // every enqueue — so the limit still holds exactly for one node, whatever the cache said.
         var queues = _native.Create(Store, new QueueServiceOptions { TimeProvider = Clock, MaxTasks = 2400 });
-        await SqlAsync($"INSERT INTO {Schema}.queue_tasks (ns, queue, id, priority, visible_at, seq, waiting, attempts, max_attempts, enqueued_at, payload) " +
-            $"SELECT 'nq', 'big', 'pre' || i, 0, 0, i, false, 0, 3, 0, '{{}}' FROM generate_series(1, 2390) i");
+        await InsertBehindTheServiceAsync("big", "pre", 2390);
         // The first enqueue counts exactly (2,390 + headroom is past the limit), and so do the next ones.
         for (var i = 0; i < 10; i++) Assert.Equal(EnqueueStatus.Enqueued, (await queues.EnqueueAsync(Ns, "big", Json(new { i }), null, Ct)).Status);
         var full = await queues.EnqueueAsync(Ns, "big", Json(new { i = 10 }), null, Ct);
@@ -104,14 +103,18 @@ public sealed class PostgresNativeQueueTests : StoreTestBase
         await SqlAsync($"DELETE FROM {Schema}.queue_tasks WHERE ns = 'nq' AND queue = 'big' AND id LIKE 'pre%'");
         Time.Advance(TimeSpan.FromSeconds(2));
         Assert.Equal(EnqueueStatus.Enqueued, (await queues.EnqueueAsync(Ns, "big", Json(new { i = 11 }), null, Ct)).Status); // counts 10
-        await SqlAsync($"INSERT INTO {Schema}.queue_tasks (ns, queue, id, priority, visible_at, seq, waiting, attempts, max_attempts, enqueued_at, payload) " +
-            $"SELECT 'nq', 'big', 'back' || i, 0, 0, i, false, 0, 3, 0, '{{}}' FROM generate_series(1, 2389) i");
+        await InsertBehindTheServiceAsync("big", "back", 2389);
         Assert.Equal(EnqueueStatus.Enqueued, (await queues.EnqueueAsync(Ns, "big", Json(new { i = 12 }), null, Ct)).Status); // trusted: no count
         Time.Advance(TimeSpan.FromSeconds(2));
         Assert.Equal(EnqueueStatus.QueueFull, (await queues.EnqueueAsync(Ns, "big", Json(new { i = 13 }), null, Ct)).Status);
     }
 
     private static JsonElement Json<T>(T value) => JsonSerializer.SerializeToElement(value);
+
+    /// <summary>Adds <paramref name="count"/> ready tasks to <paramref name="queue"/> with plain SQL, unseen by the service.</summary>
+    private Task InsertBehindTheServiceAsync(string queue, string idPrefix, int count) =>
+        SqlAsync($"INSERT INTO {Schema}.queue_tasks (ns, queue, id, priority, visible_at, seq, waiting, attempts, max_attempts, enqueued_at, payload) " +
+            $"SELECT '{Ns}', '{queue}', '{idPrefix}' || i, 0, 0, i, false, 0, 3, 0, '{{}}' FROM generate_series(1, {count}) i");
 
     private async Task<object?> SqlAsync(string sql)
     {
