@@ -330,12 +330,7 @@ public sealed partial class PostgresStore : IConcordStore
         {
             try
             {
-                var outcomes = await Translate(() => CommitBatchAsync(batch, _stop.Token)).ConfigureAwait(false);
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    if (outcomes[i] is TxnResult result) batch[i].Done.TrySetResult(result);
-                    else batch[i].Done.TrySetException((Exception)outcomes[i]);
-                }
+                PendingCommit.Complete(batch, await Translate(() => CommitBatchAsync(batch, _stop.Token)).ConfigureAwait(false));
                 return;
             }
             catch (StoreUnavailableException e) when (attempt < _options.MaxAttempts && e.InnerException is PostgresException { SqlState: "40001" or "40P01" })
@@ -360,8 +355,7 @@ public sealed partial class PostgresStore : IConcordStore
             {
                 // A failure before COMMIT applied nothing; one during COMMIT leaves the outcome unknown. Either way the
                 // callers get a transient StoreUnavailableException and retry with their idempotency keys.
-                var error = e is OperationCanceledException or ObjectDisposedException && _stop.IsCancellationRequested ? new StoreUnavailableException("The store is closed") : e;
-                foreach (var p in batch) p.Done.TrySetException(error);
+                PendingCommit.Fail(batch, e, _stop.IsCancellationRequested);
                 return;
             }
         }

@@ -429,17 +429,12 @@ public sealed partial class RedisStore : IConcordStore
         {
             // The script may or may not have run: the callers get a transient error and retry with their idempotency keys.
             ClearCache();
-            var error = e is OperationCanceledException or ObjectDisposedException && _stop.IsCancellationRequested ? new StoreUnavailableException("The store is closed") : e;
-            foreach (var p in flight.Batch) p.Done.TrySetException(error);
+            PendingCommit.Fail(flight.Batch, e, _stop.IsCancellationRequested);
             return false;
         }
         if (applied)
         {
-            for (var i = 0; i < flight.Batch.Count; i++)
-            {
-                if (flight.Outcomes[i] is TxnResult result) flight.Batch[i].Done.TrySetResult(result);
-                else flight.Batch[i].Done.TrySetException((Exception)flight.Outcomes[i]);
-            }
+            PendingCommit.Complete(flight.Batch, flight.Outcomes);
             return true;
         }
         // Another writer (a node, the sweeper) committed since, or an earlier flight failed: read, and speculate less for a while.
@@ -470,11 +465,7 @@ public sealed partial class RedisStore : IConcordStore
                     await Task.Delay(TimeSpan.FromMilliseconds(cap * _random.NextDouble()), _options.BackoffTimeProvider, _stop.Token).ConfigureAwait(false);
                 }
                 if (await AttemptBatchAsync(batch).ConfigureAwait(false) is not { } outcomes) continue;
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    if (outcomes[i] is TxnResult result) batch[i].Done.TrySetResult(result);
-                    else batch[i].Done.TrySetException((Exception)outcomes[i]);
-                }
+                PendingCommit.Complete(batch, outcomes);
                 return;
             }
             var gaveUp = new StoreUnavailableException($"Gave up after {_options.MaxAttempts} attempts: other writers kept committing first", null, isTransient: true);
@@ -489,8 +480,7 @@ public sealed partial class RedisStore : IConcordStore
         {
             // A failure of the read applied nothing; one of the commit script leaves the outcome unknown. Either way the
             // callers get a transient StoreUnavailableException and retry with their idempotency keys.
-            var error = e is OperationCanceledException or ObjectDisposedException && _stop.IsCancellationRequested ? new StoreUnavailableException("The store is closed") : e;
-            foreach (var p in batch) p.Done.TrySetException(error);
+            PendingCommit.Fail(batch, e, _stop.IsCancellationRequested);
         }
     }
 

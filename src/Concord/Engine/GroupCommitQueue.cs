@@ -57,6 +57,26 @@ internal sealed class GroupCommitQueue<T>(int maxBatch, Func<T, bool> runsAlone)
 internal sealed record PendingCommit<TAttachment>(string Ns, TxnRequest Request, WriteOptions Options, byte[]? Fingerprint, string[] Keys, string[] Prefixes, TAttachment? Attachment, CancellationToken CancellationToken)
     where TAttachment : class
 {
+    /// <summary>Completes each request of <paramref name="batch"/> with its outcome: a <see cref="TxnResult"/>, or the exception its evaluation threw.</summary>
+    public static void Complete(IReadOnlyList<PendingCommit<TAttachment>> batch, object[] outcomes)
+    {
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (outcomes[i] is TxnResult result) batch[i].Done.TrySetResult(result);
+            else batch[i].Done.TrySetException((Exception)outcomes[i]);
+        }
+    }
+
+    /// <summary>
+    /// Fails every request of <paramref name="batch"/> with <paramref name="error"/>; a cancellation or disposal caused by
+    /// the store stopping (<paramref name="storeStopping"/>) becomes <see cref="StoreUnavailableException"/> "The store is closed".
+    /// </summary>
+    public static void Fail(IEnumerable<PendingCommit<TAttachment>> batch, Exception error, bool storeStopping)
+    {
+        var reported = error is OperationCanceledException or ObjectDisposedException && storeStopping ? new StoreUnavailableException("The store is closed") : error;
+        foreach (var p in batch) p.Done.TrySetException(reported);
+    }
+
     /// <summary>Completed by the commit loop with the request's result or its failure.</summary>
     public TaskCompletionSource<TxnResult> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
